@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package appvirt needs to build, run and test, and the system user the
+# RDP endpoints run as. Idempotent; run as root.
+set -euo pipefail
+if [[ $EUID -ne 0 ]]; then echo "install-deps.sh: run as root" >&2; exit 1; fi
+export DEBIAN_FRONTEND=noninteractive
+
+packages=(
+  # build
+  build-essential cmake ninja-build pkg-config git clang libclang-rt-14-dev
+  libboost-system-dev libboost-dev libssl-dev libpam0g-dev libspdlog-dev libfmt-dev
+  nlohmann-json3-dev libtomlplusplus-dev libexpected-dev libsqlite3-dev libseccomp-dev
+  libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libpng-dev
+  freerdp2-dev libx11-dev libxext-dev libxdamage-dev libxfixes-dev libxtst-dev libxrandr-dev
+  # run: X server for sessions, published demo apps, RDP libraries
+  xvfb xauth x11-xkb-utils xkb-data xfonts-base xterm x11-apps x11-utils
+  libfreerdp-server2-2 libfreerdp-shadow2-2 libfreerdp-shadow-subsystem2-2 libfreerdp-client2-2
+  openssl iproute2 procps psmisc util-linux passwd
+  # test: real RDP clients, screenshots
+  freerdp2-x11 freerdp2-shadow-x11 imagemagick
+)
+
+stamp=/var/lib/appvirt/.deps-installed
+want=$(printf '%s\n' "${packages[@]}" | sha256sum | cut -c1-16)
+if [[ -f $stamp && $(cat "$stamp") == "$want" ]] && dpkg -s "${packages[@]}" >/dev/null 2>&1; then
+  echo "install-deps: all packages present"
+else
+  apt-get update
+  apt-get install -y --no-install-recommends "${packages[@]}"
+  mkdir -p "$(dirname "$stamp")"
+  echo "$want" > "$stamp"
+fi
+
+# The unprivileged user every appvirt-rdp endpoint runs as: it must not be able to read users' files.
+if ! getent passwd appvirt-rdp >/dev/null; then
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin appvirt-rdp
+fi
+echo "install-deps: done"
