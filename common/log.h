@@ -20,5 +20,5 @@ std::string log_quote(std::string_view value);
 }  // namespace appvirt
 
 // APPVIRT_LOG_ERR(error, "event", "key={} ...", args...): logs an Error with its errno text.
-#define APPVIRT_LOG_ERR(error, event, ...) \
-  spdlog::error("{} error={} " __VA_ARGS__, event, ::appvirt::log_quote((error).str()))
+#define APPVIRT_LOG_ERR(err_value, event, ...) \
+  spdlog::error("{} error={} " __VA_ARGS__, event, ::appvirt::log_quote((err_value).str()))

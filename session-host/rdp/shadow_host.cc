@@ -1,0 +1,192 @@
+#include "session-host/rdp/shadow_host.h"
+
+#include <freerdp/freerdp.h>
+#include <freerdp/listener.h>
+#include <freerdp/peer.h>
+#include <freerdp/server/shadow.h>
+#include <freerdp/settings.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <winpr/handle.h>
+#include <winpr/synch.h>
+#include <winpr/wlog.h>
+
+#include <cstring>
+
+#include "common/log.h"
+
+namespace appvirt::rdp {
+
+namespace {
+// The X11 subsystem's own hooks (it sets Authenticate to a PAM check, nothing else today),
+// called after ours.
+pfnShadowClientConnect g_subsystem_client_connect = nullptr;
+pfnShadowClientDisconnect g_subsystem_client_disconnect = nullptr;
+
+ShadowHost* host_of(rdpShadowServer* server) { return static_cast<ShadowHost*>(server->ext); }
+
+// FreeRDP logs the routing token (our secret) at debug level when it parses the Connection
+// Request; keep that logger at info or above whatever WLOG_LEVEL says.
+void quiet_secret_logging() {
+  wLog* nego = WLog_Get("com.freerdp.core.nego");
+  if (nego && WLog_GetLogLevel(nego) < WLOG_INFO) WLog_SetLogLevel(nego, WLOG_INFO);
+}
+}  // namespace
+
+// C callbacks installed into FreeRDP. No exceptions may leave them.
+struct ShadowCallbacks {
+  static BOOL open(freerdp_listener*, const char*, UINT16) { return TRUE; }
+  static BOOL open_local(freerdp_listener*, const char*) { return TRUE; }
+
+  static DWORD get_event_handles(freerdp_listener* listener, HANDLE* events, DWORD count) {
+    if (count < 1) return 0;
+    auto* server = static_cast<rdpShadowServer*>(listener->info);
+    events[0] = host_of(server)->wake_event_;
+    return 1;
+  }
+
+  static BOOL check_fds(freerdp_listener* listener) {
+    auto* server = static_cast<rdpShadowServer*>(listener->info);
+    try {
+      host_of(server)->accept_queued();
+    } catch (const std::exception& e) {
+      spdlog::error("rdp-handoff-failed error={}", log_quote(e.what()));
+    }
+    return TRUE;  // FALSE would end the shadow server thread
+  }
+
+  // Defence in depth: the gate already checked the cookie; FreeRDP parsed the same bytes.
+  static bool token_ok(rdpShadowSubsystem* subsystem, rdpShadowClient* client) {
+    DWORD length = 0;
+    const char* token = freerdp_nego_get_routing_token(&client->context, &length);
+    std::string_view line = token ? std::string_view(token, length) : std::string_view();
+    return CookieGate::cookie_matches(line, host_of(subsystem->server)->config_.secret);
+  }
+
+  static BOOL client_connect(rdpShadowSubsystem* subsystem, rdpShadowClient* client) {
+    if (!token_ok(subsystem, client)) {
+      spdlog::error("rdp-client-refused reason=routing-token-mismatch-after-handoff");
+      return FALSE;
+    }
+    rdpSettings* s = client->context.settings;
+    spdlog::info("rdp-client-connected peer={} width={} height={} bpp={}",
+                 log_quote(client->context.peer->hostname), s->DesktopWidth, s->DesktopHeight,
+                 s->ColorDepth);
+    return g_subsystem_client_connect ? g_subsystem_client_connect(subsystem, client) : TRUE;
+  }
+
+  static void client_disconnect(rdpShadowSubsystem* subsystem, rdpShadowClient* client) {
+    spdlog::info("rdp-client-disconnected peer={}", log_quote(client->context.peer->hostname));
+    if (g_subsystem_client_disconnect) g_subsystem_client_disconnect(subsystem, client);
+  }
+
+  // Only called when server->authentication is on; the session secret is the authentication,
+  // so this replaces the subsystem's PAM check with the same token check.
+  static int authenticate(rdpShadowSubsystem* subsystem, rdpShadowClient* client, const char*,
+                          const char*, const char*) {
+    return token_ok(subsystem, client) ? 1 : -1;
+  }
+};
+
+ShadowHost::ShadowHost(Config config) : config_(std::move(config)) {}
+
+ShadowHost::~ShadowHost() { stop(); }
+
+Result<std::unique_ptr<ShadowHost>> ShadowHost::start(Config config) {
+  std::unique_ptr<ShadowHost> host(new ShadowHost(std::move(config)));
+  if (auto ok = host->init(); !ok) return tl::unexpected(ok.error());
+  if (shadow_server_start(host->server_) < 0) return fail("shadow_server_start failed");
+  host->started_ = true;
+  return host;
+}
+
+Result<void> ShadowHost::init() {
+  quiet_secret_logging();
+  shadow_subsystem_set_entry_builtin("X11");
+  server_ = shadow_server_new();
+  if (!server_) return fail("shadow_server_new failed");
+  server_->ext = this;
+  server_->authentication = FALSE;
+  server_->ConfigPath = ::strdup(config_.config_dir.c_str());
+  // TLS only: NLA would need NT hashes of a password we do not have (the secret is the
+  // credential), and Standard RDP Security is obsolete cryptography.
+  freerdp_settings_set_bool(server_->settings, FreeRDP_TlsSecurity, TRUE);
+  freerdp_settings_set_bool(server_->settings, FreeRDP_NlaSecurity, FALSE);
+  freerdp_settings_set_bool(server_->settings, FreeRDP_RdpSecurity, FALSE);
+  wake_event_ = CreateEventA(nullptr, TRUE, FALSE, nullptr);
+  if (!wake_event_) return fail("CreateEvent failed");
+  if (shadow_server_init(server_) < 0) {
+    return fail("shadow_server_init failed (X display reachable? FreeRDP's log says more)");
+  }
+  install_hooks();
+  return {};
+}
+
+void ShadowHost::install_hooks() {
+  freerdp_listener* listener = server_->listener;
+  listener->Open = &ShadowCallbacks::open;
+  listener->OpenLocal = &ShadowCallbacks::open_local;
+  listener->GetEventHandles = &ShadowCallbacks::get_event_handles;
+  listener->CheckFileDescriptor = &ShadowCallbacks::check_fds;
+  rdpShadowSubsystem* subsystem = server_->subsystem;
+  g_subsystem_client_connect = subsystem->ClientConnect;
+  g_subsystem_client_disconnect = subsystem->ClientDisconnect;
+  subsystem->ClientConnect = &ShadowCallbacks::client_connect;
+  subsystem->ClientDisconnect = &ShadowCallbacks::client_disconnect;
+  subsystem->Authenticate = &ShadowCallbacks::authenticate;
+}
+
+void ShadowHost::hand_off(UniqueFd fd, const PeerAddress& peer) {
+  {
+    std::lock_guard lock(mu_);
+    queue_.push_back(Queued{std::move(fd), peer});
+  }
+  SetEvent(wake_event_);
+}
+
+void ShadowHost::accept_queued() {
+  ResetEvent(wake_event_);  // before draining: a hand_off racing with us sets it again
+  std::vector<Queued> batch;
+  {
+    std::lock_guard lock(mu_);
+    batch.swap(queue_);
+  }
+  for (Queued& q : batch) accept_one(std::move(q));
+}
+
+void ShadowHost::accept_one(Queued q) {
+  freerdp_peer* peer = freerdp_peer_new(q.fd.get());
+  if (!peer) {
+    spdlog::error("rdp-handoff-failed error=freerdp_peer_new");
+    return;
+  }
+  peer->local = q.peer.local ? TRUE : FALSE;
+  std::strncpy(peer->hostname, q.peer.host.c_str(), sizeof peer->hostname - 1);
+  const int fd = q.fd.release();  // FreeRDP's transport owns it from here
+  if (!server_->listener->PeerAccepted(server_->listener, peer)) {
+    // Depending on where shadow_client_accepted failed, FreeRDP may already have closed the
+    // fd; closing it again could hit a reused number, so end the connection with shutdown()
+    // and accept leaking one descriptor on this rare path.
+    ::shutdown(fd, SHUT_RDWR);
+    freerdp_peer_free(peer);
+    spdlog::error("rdp-handoff-failed error=PeerAccepted");
+  }
+}
+
+void ShadowHost::stop() {
+  if (server_) {
+    if (started_) shadow_server_stop(server_);
+    started_ = false;
+    if (server_->listener) shadow_server_uninit(server_);
+    shadow_server_free(server_);
+    server_ = nullptr;
+  }
+  if (wake_event_) {
+    CloseHandle(wake_event_);
+    wake_event_ = nullptr;
+  }
+  std::lock_guard lock(mu_);
+  queue_.clear();
+}
+
+}  // namespace appvirt::rdp
