@@ -160,12 +160,31 @@ void ByteRelay::run() {
       break;
     }
     if (fds[2].revents) break;
-    if (fds[0].revents && !pump(s, l, &from_server_)) break;
+    if (fds[0].revents) {
+      bool ok = pump(s, l, &from_server_);
+      note_delivery();
+      if (!ok) break;
+    }
     if (fds[1].revents && !pump(l, s, &to_server_)) break;
   }
   // Either side closing ends both directions: FreeRDP sees EOF, the server sees FIN.
   shutdown(s, SHUT_RDWR);
   shutdown(l, SHUT_RDWR);
+  note_delivery();  // the EOF is news for FreeRDP too
+}
+
+void ByteRelay::note_delivery() {
+  {
+    std::lock_guard lock(delivery_mutex_);
+    ++deliveries_;
+  }
+  delivery_cv_.notify_all();
+}
+
+void ByteRelay::wait_for_delivery(uint64_t* seen, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(delivery_mutex_);
+  delivery_cv_.wait_for(lock, timeout, [&] { return deliveries_ != *seen; });
+  *seen = deliveries_;
 }
 
 }  // namespace appvirt::probe

@@ -6,7 +6,9 @@
 // the real connection. FreeRDP's own counters (freerdp_get_stats) count TLS plaintext only.
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -45,9 +47,15 @@ class ByteRelay {
   uint64_t bytes_received() const { return from_server_.load(); }
   uint64_t bytes_sent() const { return to_server_.load(); }
 
+  // Deliveries = chunks handed on to FreeRDP's end. Waits until the count differs from *seen
+  // (returns at once if it already does) or the timeout passes; then stores the count in *seen.
+  // Lets FreeRDP's polling loops wake when server data arrives (see sleep_shortcut.h).
+  void wait_for_delivery(uint64_t* seen, std::chrono::milliseconds timeout);
+
  private:
   void run();
   bool pump(int from, int to, std::atomic<uint64_t>* counter);
+  void note_delivery();
 
   UniqueFd server_;
   UniqueFd local_;
@@ -55,6 +63,9 @@ class ByteRelay {
   std::thread thread_;
   std::atomic<uint64_t> from_server_{0};
   std::atomic<uint64_t> to_server_{0};
+  std::mutex delivery_mutex_;
+  std::condition_variable delivery_cv_;
+  uint64_t deliveries_ = 0;  // guarded by delivery_mutex_
 };
 
 }  // namespace appvirt::probe

@@ -1,5 +1,7 @@
 #include "tests/tools/probe_client.h"
 
+#include <unistd.h>
+
 #include <freerdp/client.h>
 #include <freerdp/client/cmdline.h>
 #include <freerdp/freerdp.h>
@@ -23,6 +25,7 @@
 
 #include "tests/tools/byte_relay.h"
 #include "tests/tools/keymap.h"
+#include "tests/tools/sleep_shortcut.h"
 
 namespace appvirt::probe {
 
@@ -97,6 +100,7 @@ class ProbeSession {
   bool send_next_key(Clock::time_point now);
   void evaluate();
   void finish_at_deadline();
+  void signal_ready();
   void hold();
   void close();
   Frame grab_frame() const;
@@ -131,6 +135,7 @@ class ProbeSession {
   ProbeReport report_;
   rdpContext* context_ = nullptr;
   ByteRelay relay_;
+  std::optional<SleepShortcut> sleep_shortcut_;  // after relay_: uses it
   Clock::time_point start_;
   Clock::time_point deadline_;
   std::optional<Frame> reference_;
@@ -150,6 +155,7 @@ ProbeSession::~ProbeSession() { close(); }
 void ProbeSession::close() {
   if (!context_) return;
   if (connect_attempted_) freerdp_disconnect(context_->instance);
+  sleep_shortcut_.reset();
   relay_.stop();
   report_.bytes_received = relay_.bytes_received();
   report_.bytes_sent = relay_.bytes_sent();
@@ -174,6 +180,7 @@ ProbeReport ProbeSession::run() {
       auto w = write_png(last_compared_ ? *last_compared_ : grab_frame(), opt_.out_png);
       if (!w && !report_.error) report_.error = w.error().str();
     }
+    if (report_.success()) signal_ready();
     if (report_.success() && opt_.hold_ms > 0) hold();
   }
   close();
@@ -284,6 +291,10 @@ Result<void> ProbeSession::connect() {
   }
   freerdp* instance = context_->instance;
   connect_attempted_ = true;
+  // Also covers the reactivation loop (activation.c) that a server-side resize runs in pump().
+  if (!opt_.stock_sleep) sleep_shortcut_.emplace(&relay_);
+  uint64_t sleeps_before = SleepShortcut::sleep_count();
+  uint64_t shortcuts_before = SleepShortcut::shortcut_count();
   BOOL ok;
   {
     // A blocking TLS handshake does not look at the abort event, so also cut the relay.
@@ -293,12 +304,15 @@ Result<void> ProbeSession::connect() {
     });
     ok = freerdp_connect(instance);
   }
+  report_.connect_sleeps = SleepShortcut::sleep_count() - sleeps_before;
+  report_.connect_shortcuts = SleepShortcut::shortcut_count() - shortcuts_before;
   if (!ok) {
     UINT32 err = freerdp_get_last_error(context_);
     std::string why = Clock::now() >= deadline_ ? "timeout" : freerdp_get_last_error_string(err);
     return fail("freerdp_connect: " + why + " (" + freerdp_get_last_error_name(err) + ")");
   }
   report_.connected = true;
+  report_.connected_ms = ms_since_start(Clock::now());
   return {};
 }
 
@@ -464,6 +478,13 @@ void ProbeSession::finish_at_deadline() {
   } else if (!*report_.match) {
     report_.error = "timeout: frame does not match";
   }
+}
+
+void ProbeSession::signal_ready() {
+  if (opt_.ready_fd < 0) return;
+  ssize_t n = ::write(opt_.ready_fd, "ready\n", 6);
+  (void)n;  // a reader that went away is not the probe's failure
+  ::close(opt_.ready_fd);
 }
 
 void ProbeSession::hold() {

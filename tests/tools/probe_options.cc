@@ -21,6 +21,9 @@ void add_connection_options(CLI::App& app, ProbeOptions& o) {
       ->check(CLI::Range(1, 3600000));
   app.add_option("--log-level", o.log_level, "FreeRDP log level on stderr")
       ->check(CLI::IsMember({"off", "fatal", "error", "warn", "info", "debug", "trace"}));
+  app.add_flag("--stock-sleep", o.stock_sleep,
+               "keep FreeRDP's Sleep(100) ticks in the connection sequence (by default the probe "
+               "wakes as soon as server data arrives, so timings measure the server)");
 }
 
 void add_frame_options(CLI::App& app, ProbeOptions& o) {
@@ -36,6 +39,10 @@ void add_frame_options(CLI::App& app, ProbeOptions& o) {
       ->check(CLI::Range(0, 600000));
   app.add_option("--hold-ms", o.hold_ms, "stay connected this long after success")
       ->check(CLI::Range(0, 86400000));
+  app.add_option("--ready-fd", o.ready_fd,
+                 "write \"ready\" and a newline to this fd on success, before --hold-ms, then "
+                 "close it (benchmarks: know when N held clients are all connected)")
+      ->check(CLI::Range(3, 65535));
 }
 
 void add_input_options(CLI::App& app, ProbeOptions& o) {

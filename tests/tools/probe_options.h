@@ -21,10 +21,12 @@ struct ProbeOptions {
   bool wait_match = false;
   int settle_ms = 300;
   int hold_ms = 0;
+  int ready_fd = -1;  // gets "ready\n" (then closed) on success, before --hold-ms
   std::string type_text;
   int type_interval_ms = 100;
   bool type_unicode = false;
   std::string log_level = "off";  // FreeRDP's log level on stderr
+  bool stock_sleep = false;         // keep FreeRDP's 100 ms connect ticks (see sleep_shortcut.h)
 
   bool wants_compare() const { return expect_pattern.has_value() || !expect_png.empty(); }
 };

@@ -22,6 +22,7 @@ std::string hex_colour(uint32_t c) {
 nlohmann::json to_json(const ProbeReport& r) {
   nlohmann::json j;
   j["connected"] = r.connected;
+  j["connected_ms"] = or_null(r.connected_ms);
   j["first_frame_ms"] = or_null(r.first_frame_ms);
   j["match_ms"] = or_null(r.match_ms);
   j["match"] = or_null(r.match);
@@ -40,6 +41,8 @@ nlohmann::json to_json(const ProbeReport& r) {
   j["keys_sent"] = r.keys_sent;
   j["first_key_ms"] = or_null(r.first_key_ms);
   j["last_key_ms"] = or_null(r.last_key_ms);
+  j["connect_sleeps"] = r.connect_sleeps;
+  j["connect_shortcuts"] = r.connect_shortcuts;
   j["error"] = or_null(r.error);
   return j;
 }

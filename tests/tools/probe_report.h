@@ -12,6 +12,7 @@ namespace appvirt::probe {
 
 struct ProbeReport {
   bool connected = false;
+  std::optional<int64_t> connected_ms;    // start of the attempt to the active state
   std::optional<int64_t> first_frame_ms;  // start of the attempt to the first EndPaint
   std::optional<int64_t> match_ms;        // start of the attempt to the first matching frame
   std::optional<bool> match;              // null when no comparison was asked for
@@ -25,6 +26,8 @@ struct ProbeReport {
   uint64_t keys_sent = 0;
   std::optional<int64_t> first_key_ms;
   std::optional<int64_t> last_key_ms;
+  uint64_t connect_sleeps = 0;     // Sleep() calls inside FreeRDP's connect loop
+  uint64_t connect_shortcuts = 0;  // of those, cut short by server data (0 with --stock-sleep)
   std::optional<std::string> error;
 
   bool success() const {

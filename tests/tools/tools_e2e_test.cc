@@ -140,6 +140,25 @@ TEST_F(ToolsE2e, LosslessFrameMatchesPatternExactly) {
   EXPECT_EQ(j2["match"], true);
 }
 
+TEST_F(ToolsE2e, ConnectLoopWakesOnServerData) {
+  // By default FreeRDP's Sleep(100) ticks in the connect loop end when server data arrives.
+  // A connection whose answers all arrive before the loop's first check never sleeps, so try
+  // a few times: one cut-short sleep proves the probe's Sleep is the one libfreerdp2 calls.
+  int shortcuts = 0;
+  for (int attempt = 0; attempt < 5 && shortcuts == 0; ++attempt) {
+    auto [rc, j] = probe({"--lossless", "--timeout-ms", "15000"});
+    ASSERT_EQ(rc, 0) << j.dump();
+    EXPECT_LE(j["connect_shortcuts"].get<int>(), j["connect_sleeps"].get<int>()) << j.dump();
+    EXPECT_LE(j["connected_ms"].get<int>(), j["first_frame_ms"].get<int>()) << j.dump();
+    shortcuts = j["connect_shortcuts"].get<int>();
+  }
+  EXPECT_GT(shortcuts, 0);
+  // --stock-sleep keeps them: whatever the loop sleeps, it is never cut short.
+  auto [rc2, j2] = probe({"--lossless", "--stock-sleep", "--timeout-ms", "15000"});
+  ASSERT_EQ(rc2, 0) << j2.dump();
+  EXPECT_EQ(j2["connect_shortcuts"], 0) << j2.dump();
+}
+
 TEST_F(ToolsE2e, WrongVariantIsReportedAsMismatch) {
   auto [rc, j] = probe(
       {"--lossless", "--expect-pattern", std::to_string(variant_ + 1), "--timeout-ms", "15000"});

@@ -1,11 +1,13 @@
 // Unit tests of the test tools: the pattern, frame comparison, PNG files, the key map, target
-// parsing, the byte-counting relay, and rdp-probe's behaviour on the wire (cookie, timeout).
+// parsing, the byte-counting relay, the Sleep shortcut, and rdp-probe's behaviour on the wire
+// (cookie, timeout).
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <winpr/synch.h>
 
 #include <chrono>
 #include <set>
@@ -18,6 +20,7 @@
 #include "tests/tools/frame.h"
 #include "tests/tools/keymap.h"
 #include "tests/tools/pattern.h"
+#include "tests/tools/sleep_shortcut.h"
 #include "tests/tools/test_support.h"
 
 namespace appvirt::probe {
@@ -179,6 +182,42 @@ TEST(ByteRelay, CopiesAndCountsBothDirections) {
   relay.stop();
   EXPECT_EQ(relay.bytes_sent(), 5u);
   EXPECT_EQ(relay.bytes_received(), 7u);
+}
+
+TEST(SleepShortcut, WakesOnServerDataAndOnlyOnItsThread) {
+  // ::Sleep here is the probe's definition (this binary needs no libwinpr); that FreeRDP's calls
+  // reach it in rdp-probe is checked end to end (ToolsE2e.ConnectLoopWakesOnServerData).
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  UniqueFd server_side(sv[1]);
+  ByteRelay relay;
+  auto client = relay.start(UniqueFd(sv[0]));
+  ASSERT_TRUE(client) << client.error().str();
+  UniqueFd client_fd(*client);
+  auto timed_sleep = [](uint32_t ms) {
+    auto t0 = std::chrono::steady_clock::now();
+    ::Sleep(ms);
+    return std::chrono::steady_clock::now() - t0;
+  };
+  // Without a shortcut on this thread Sleep sleeps the full time.
+  EXPECT_GE(timed_sleep(50), milliseconds(50));
+  SleepShortcut shortcut(&relay);
+  std::thread server([&] {
+    std::this_thread::sleep_for(milliseconds(100));
+    write_all(server_side.get(), "x");
+  });
+  uint64_t cut_before = SleepShortcut::shortcut_count();
+  EXPECT_LT(timed_sleep(5000), milliseconds(2500));  // woken by the delivery, not the timeout
+  server.join();
+  EXPECT_EQ(SleepShortcut::shortcut_count(), cut_before + 1);
+  EXPECT_EQ(read_n(client_fd.get(), 1), "x");
+  // Nothing new since: the next Sleep waits its full time again.
+  EXPECT_GE(timed_sleep(50), milliseconds(50));
+  // Another thread is not affected by this thread's shortcut.
+  std::chrono::steady_clock::duration other{};
+  std::thread([&] { other = timed_sleep(50); }).join();
+  EXPECT_GE(other, milliseconds(50));
+  relay.stop();
 }
 
 // rdp-probe against a Unix socket that records the X.224 Connection Request and hangs up.
