@@ -2,12 +2,7 @@
 // HTTP/1.1 client helpers over Boost.Beast: an async request on any connected stream (daemons,
 // e.g. the broker calling hostd over TLS later) and a blocking request over a Unix socket with a
 // total deadline (CLIs and tests). Errors come back as Result, never as exceptions.
-#include <utility>  // before Boost: asio's awaitable.hpp uses std::exchange without including it
-
-#include <boost/asio.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
+#include "common/beast.h"
 #include <chrono>
 #include <string>
 #include <string_view>

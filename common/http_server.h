@@ -5,12 +5,7 @@
 // before the body is read), the time to send a header and a body (408), and the number of open
 // connections (503). Handlers are coroutines so a slow request (a session launch) does not block
 // the others. Asio errors never escape as exceptions: every operation uses redirect_error.
-#include <utility>  // before Boost: asio's awaitable.hpp uses std::exchange without including it
-
-#include <boost/asio.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
+#include "common/beast.h"
 #include <chrono>
 #include <functional>
 #include <map>

@@ -1,9 +1,7 @@
 #pragma once
 // JSON request and response bodies for the HTTP helpers: one place that turns a body into a
 // nlohmann::json (with a message a client can act on) and a json value into a response.
-#include <utility>  // before Boost: asio's awaitable.hpp uses std::exchange without including it
-
-#include <boost/beast/http.hpp>
+#include "common/beast.h"
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>

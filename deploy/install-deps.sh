@@ -15,7 +15,7 @@ packages=(
   # run: X server for sessions, published demo apps, RDP libraries
   xvfb xauth x11-xkb-utils xkb-data xfonts-base xterm x11-apps x11-utils
   libfreerdp-server2-2 libfreerdp-shadow2-2 libfreerdp-shadow-subsystem2-2 libfreerdp-client2-2
-  openssl iproute2 procps psmisc util-linux passwd
+  openssl iproute2 procps psmisc util-linux passwd python3
   # test: real RDP clients, screenshots
   freerdp2-x11 freerdp2-shadow-x11 imagemagick
 )
@@ -34,5 +34,9 @@ fi
 # The unprivileged user every appvirt-rdp endpoint runs as: it must not be able to read users' files.
 if ! getent passwd appvirt-rdp >/dev/null; then
   useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin appvirt-rdp
+fi
+# PAM service of appvirt-broker (portal sign-in, gateway logon); a site's own stack is kept.
+if [[ ! -e /etc/pam.d/appvirt ]]; then
+  install -m 0644 "$(dirname "$0")/pam.d/appvirt" /etc/pam.d/appvirt
 fi
 echo "install-deps: done"

@@ -27,7 +27,13 @@ cat > "$state_dir/hostd.toml" <<TOML
 state_dir = "$state_dir/hostd"
 runtime_dir = "/run/appvirt-demo"
 control_socket = "/run/appvirt-demo/hostd.sock"
-rdp_listen_tcp = true
+
+[rdp]
+listen_tcp = true
+
+[paths]
+sandbox = "$bin/sandbox/appvirt-sandbox"
+rdp = "$bin/rdp/appvirt-rdp"
 TOML
 
 "$bin/hostd/appvirt-hostd" --config "$state_dir/hostd.toml" --terminate-sessions-on-exit \
@@ -40,8 +46,9 @@ trap stop EXIT
 ctl=("$bin/hostd/appvirt-hostctl" --socket /run/appvirt-demo/hostd.sock)
 for _ in $(seq 100); do "${ctl[@]}" health >/dev/null 2>&1 && break; sleep 0.1; done
 reply=$("${ctl[@]}" launch --user "$demo_user" --app demo-xterm -- "$app")
-secret=$(sed -n 's/.*"secret": *"\([0-9a-f]*\)".*/\1/p' <<<"$reply")
-tcp=$(sed -n 's/.*"tcp": *"\([0-9.:]*\)".*/\1/p' <<<"$reply")
+read -r secret tcp < <(python3 -c 'import json, sys
+d = json.load(sys.stdin); print(d.get("secret", ""), (d.get("endpoint") or {}).get("tcp") or "")' \
+  <<<"$reply" 2>/dev/null || true)
 [[ -n $secret && -n $tcp ]] || { echo "launch failed: $reply" >&2; exit 1; }
 
 cat <<MSG

@@ -6,7 +6,6 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 jobs=$(nproc)
-fuzz_seconds=${APPVIRT_FUZZ_SECONDS:-20}
 
 step() { printf '\n=== %s (%s)\n' "$*" "$(date +%T)"; }
 
@@ -21,22 +20,21 @@ step "all tests (unit, root, e2e) on the release build"
 ctest --test-dir build --output-on-failure --timeout 600 -j1
 
 step "ASan+UBSan build, unit tests"
+# Only the executables behind unit-labelled tests are built again with sanitizers (names from the
+# release build's test list), which halves this step's build time.
+unit_targets=$(ctest --test-dir build -L unit --show-only=json-v1 | python3 -c '
+import json, os, sys
+tests = json.load(sys.stdin)["tests"]
+print(" ".join(sorted({os.path.basename(t["command"][0]) for t in tests if t.get("command")})))')
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DAPPVIRT_SANITIZE=ON >/dev/null
-ninja -C build-asan -j"$jobs"
+# shellcheck disable=SC2086
+ninja -C build-asan -j"$jobs" $unit_targets
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -L unit --timeout 300 -j"$jobs"
 
-step "fuzz targets (${fuzz_seconds}s each)"
+step "fuzz targets (bounded runs of every libFuzzer target)"
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DAPPVIRT_FUZZ=ON >/dev/null
 ninja -C build-fuzz -j"$jobs" fuzz_targets
-for target in build-fuzz/tests/fuzz/*_fuzz; do
-  name=$(basename "$target")
-  corpus="tests/fuzz/corpus/${name%_fuzz}"
-  work=$(mktemp -d)
-  cp -r "$corpus"/. "$work"/ 2>/dev/null || true
-  echo "fuzz: $name"
-  "$target" -max_total_time="$fuzz_seconds" -print_final_stats=0 "$work" 2>&1 | tail -n 2
-  rm -rf "$work"
-done
+ctest --test-dir build-fuzz --output-on-failure -R '_fuzz_smoke$' --timeout 300
 
 step "all passed"

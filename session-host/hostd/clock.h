@@ -1,0 +1,27 @@
+#pragma once
+// Wall clock seam: session timestamps (created_at, ended_at) and the ended-session retention.
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace appvirt::hostd {
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual int64_t now_unix() const = 0;  // seconds since the epoch
+};
+
+class SystemClock : public Clock {
+ public:
+  int64_t now_unix() const override {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+};
+
+// "2024-05-01T12:00:00Z"
+std::string format_utc(int64_t unix_seconds);
+
+}  // namespace appvirt::hostd

@@ -1,0 +1,49 @@
+#pragma once
+// hostd.toml → one validated HostdConfig (STYLE §7: parse, then apply). Every key, its default
+// and its meaning is listed in docs/hostd.md.
+#include <chrono>
+#include <filesystem>
+#include <string>
+
+#include "common/result.h"
+#include "session-host/hostd/limits.h"
+
+namespace appvirt::hostd {
+
+struct HostdConfig {
+  std::filesystem::path state_dir = "/var/lib/appvirt/hostd";
+  std::filesystem::path runtime_dir = "/run/appvirt";
+  std::filesystem::path control_socket;  // default <runtime_dir>/hostd.sock
+  std::string log_level = "info";
+  uid_t min_uid = 1000;                  // users below this uid may not run sessions (root never)
+  std::chrono::seconds ended_retention{600};  // how long ended sessions stay listed
+
+  std::string rdp_user = "appvirt-rdp";
+  bool rdp_listen_tcp = false;           // also listen on 127.0.0.1:<ephemeral>
+  std::filesystem::path tls_cert;        // default <state_dir>/tls/rdp.crt (generated)
+  std::filesystem::path tls_key;         // default <state_dir>/tls/rdp.key (generated)
+  std::chrono::milliseconds rdp_ready_timeout{10'000};
+  std::string rdp_log_level = "info";
+
+  int display_first = 200;
+  int display_last = 999;
+  int default_width = 1024;
+  int default_height = 768;
+  std::chrono::milliseconds xvfb_start_timeout{10'000};
+
+  Limits default_limits;                  // applied to fields a launch leaves out
+  std::chrono::milliseconds sandbox_timeout{30'000};
+
+  std::filesystem::path sandbox_path;     // default: appvirt-sandbox next to the hostd binary
+  std::filesystem::path rdp_path;         // default: appvirt-rdp next to the hostd binary
+  std::filesystem::path xvfb_path = "/usr/bin/Xvfb";
+};
+
+// Parses the TOML text; exe_dir is where the hostd binary lives (default helper paths).
+// The error lists every issue as "file:line: key: message", one per line.
+Result<HostdConfig> parse_hostd_config(std::string_view text, const std::string& file_name,
+                                       const std::filesystem::path& exe_dir);
+Result<HostdConfig> load_hostd_config(const std::filesystem::path& file,
+                                      const std::filesystem::path& exe_dir);
+
+}  // namespace appvirt::hostd
