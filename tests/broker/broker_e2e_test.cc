@@ -1,0 +1,562 @@
+// End to end (label e2e, needs root): the real appvirt-broker over HTTPS on a free port, real PAM
+// (a copy of deploy/pam.d/appvirt under a private service name) with users created by the test,
+// and the real appvirt-hostd (with appvirt-sandbox, appvirt-rdp, Xvfb) running
+// appvirt-testpattern as the published app. rdp-probe checks that the endpoint the broker hands
+// the gateway really shows the app.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <openssl/ssl.h>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "common/http_client.h"
+#include "tests/broker/e2e_support.h"
+#include "tests/tools/test_support.h"
+
+namespace appvirt::broker::e2e {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using appvirt::testing::Child;
+using appvirt::testing::run_capture;
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds timeout = 15s) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(50ms);
+  }
+  return true;
+}
+
+std::vector<pid_t> pids_of_uid(uid_t uid) {
+  std::vector<pid_t> out;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    std::string name = e.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    struct stat st {};
+    if (::stat(e.path().c_str(), &st) == 0 && st.st_uid == uid) out.push_back(std::stoi(name));
+  }
+  return out;
+}
+
+// As a subreaper the test inherits what a stopped hostd leaves; reap those zombies.
+void reap_orphans() {
+  while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+  }
+}
+
+void remove_cgroup(const std::string& path) {
+  std::vector<fs::path> roots = {"/sys/fs/cgroup"};
+  for (const auto& e : fs::directory_iterator("/sys/fs/cgroup")) roots.push_back(e.path());
+  for (const auto& root : roots) {
+    fs::path d = root / path;
+    if (!fs::exists(d)) continue;
+    std::vector<std::string> tree;
+    for (const auto& e : fs::recursive_directory_iterator(d)) {
+      if (e.is_directory()) tree.push_back(e.path());
+    }
+    std::sort(tree.rbegin(), tree.rend());
+    for (const auto& t : tree) ::rmdir(t.c_str());
+    ::rmdir(d.c_str());
+  }
+}
+
+struct Session {
+  std::string cookie;
+  std::string csrf;
+};
+
+class BrokerE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(::geteuid(), 0u) << "this e2e test needs root (users, PAM, hostd)";
+    ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    char tmpl[] = "/tmp/broker-e2e-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    ::chmod(dir_.c_str(), 0755);
+    pam_ = std::make_unique<TempPamService>(APPVIRT_PAM_FILE);
+    ASSERT_TRUE(pam_->ok());
+    staff_ = std::make_unique<TempGroup>("avbs");
+    admins_ = std::make_unique<TempGroup>("avbadm");
+    ASSERT_TRUE(staff_->ok() && admins_->ok());
+    alice_ = std::make_unique<TempUser>("avba", std::vector<std::string>{staff_->name()});
+    bob_ = std::make_unique<TempUser>("avbb", std::vector<std::string>{});
+    ada_ = std::make_unique<TempUser>("avbc", std::vector<std::string>{admins_->name()});
+    ASSERT_TRUE(alice_->ok() && bob_->ok() && ada_->ok());
+    install_app(*alice_);
+    install_app(*bob_);
+    std::ofstream(dir_ + "/gateway.secret") << std::string(48, 'G') << "\n";
+    std::ofstream(dir_ + "/host.secret") << std::string(48, 'H') << "\n";
+    auto gw = appvirt::testing::free_tcp_port();
+    ASSERT_TRUE(gw);
+    gateway_port_ = static_cast<uint16_t>(*gw);
+    write_hostd_config();
+    write_broker_config();
+    start_hostd();
+    start_broker();
+  }
+
+  void TearDown() override {
+    if (broker_.running()) stop_broker();
+    std::set<std::string> ids;
+    if (hostd_.running()) {
+      auto list = http::unix_request(sock_, http::bhttp::verb::get, "/v1/sessions", "", 10s);
+      if (list && list->status == 200) {
+        nlohmann::json parsed = nlohmann::json::parse(list->body, nullptr, false);
+        if (parsed.is_object()) {
+          for (const auto& s : parsed["sessions"]) ids.insert(s["session_id"]);
+        }
+      }
+      hostd_.terminate(10s);  // --terminate-sessions-on-exit: ends every session
+    }
+    for (TempUser* u : {alice_.get(), bob_.get(), ada_.get()}) {
+      if (!u || !u->ok()) continue;
+      for (pid_t p : pids_of_uid(u->uid())) ::kill(p, SIGKILL);
+    }
+    eventually([&] {
+      reap_orphans();
+      for (TempUser* u : {alice_.get(), bob_.get()}) {
+        if (u && u->ok() && !pids_of_uid(u->uid()).empty()) return false;
+      }
+      return true;
+    }, 5s);
+    for (TempUser* u : {alice_.get(), bob_.get(), ada_.get()}) {
+      if (u) remove_cgroup("appvirt/u-" + u->name());
+    }
+    for (const auto& id : ids) remove_cgroup("appvirt/rdp/s-" + id);
+    alice_.reset();
+    bob_.reset();
+    ada_.reset();
+    staff_.reset();
+    admins_.reset();
+    pam_.reset();
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+
+  void install_app(const TempUser& u) {
+    // Only /usr, some of /etc and the home are visible in the container.
+    std::string app = u.home() + "/appvirt-testpattern";
+    fs::copy_file(APPVIRT_TESTPATTERN, app, fs::copy_options::overwrite_existing);
+    struct stat st {};
+    ::stat(u.home().c_str(), &st);
+    ::chown(app.c_str(), st.st_uid, st.st_gid);
+    ::chmod(app.c_str(), 0755);
+  }
+
+  void write_hostd_config() {
+    sock_ = dir_ + "/run/hostd.sock";
+    std::ofstream(dir_ + "/hostd.toml") << "state_dir = \"" << dir_ << "/hostd\"\n"
+                                        << "runtime_dir = \"" << dir_ << "/run\"\n"
+                                        << "[paths]\n"
+                                        << "sandbox = \"" << APPVIRT_SANDBOX << "\"\n"
+                                        << "rdp = \"" << APPVIRT_RDP << "\"\n";
+  }
+
+  void write_broker_config() {
+    std::ofstream out(dir_ + "/broker.toml");
+    out << "state_dir = \"" << dir_ << "/broker\"\n"
+        << "gateway_address = \"127.0.0.1:" << gateway_port_ << "\"\n"
+        << "pam_service = \"" << pam_->name() << "\"\n"
+        << "admin_group = \"" << admins_->name() << "\"\n"
+        << "log_level = \"debug\"\n"
+        << "[listen]\naddress = \"127.0.0.1\"\nport = 0\nmax_body_bytes = 8192\n"
+        << "header_timeout_ms = 1500\nbody_timeout_ms = 1500\nhandshake_timeout_ms = 3000\n"
+        << "max_connections = 8\n"
+        << "[launch]\ntoken_ttl_seconds = 5\n"
+        << "[lockout]\nmax_failures_per_user = 3\nlockout_seconds = 120\n"
+        << "[internal]\ngateway_secret_file = \"" << dir_ << "/gateway.secret\"\n"
+        << "host_secret_file = \"" << dir_ << "/host.secret\"\nhost_poll_interval_ms = 1000\n"
+        << "host_report_timeout_seconds = 2\n"
+        << "[[hosts]]\nname = \"local\"\nsocket = \"" << sock_ << "\"\ncapacity = 4\n"
+        << "[[apps]]\nid = \"pattern\"\nname = \"Test pattern\"\n"
+        << "command = [\"/bin/sh\", \"-c\", \"exec \\\"$HOME/appvirt-testpattern\\\" --variant 0\"]\n"
+        << "groups = [\"" << staff_->name() << "\"]\n"
+        << "[[apps]]\nid = \"pattern-all\"\nname = \"Pattern for all\"\n"
+        << "command = [\"/bin/sh\", \"-c\", \"exec \\\"$HOME/appvirt-testpattern\\\" --variant 0\"]\n"
+        << "users = [\"*\"]\n"
+        << "[[apps]]\nid = \"root-only\"\ncommand = [\"/bin/true\"]\nusers = [\"root\"]\n";
+  }
+
+  void start_hostd() {
+    appvirt::testing::SpawnOptions o;
+    o.stderr_file = dir_ + "/hostd.log";
+    auto c = Child::spawn({APPVIRT_HOSTD, "--config", dir_ + "/hostd.toml",
+                           "--terminate-sessions-on-exit"}, o);
+    ASSERT_TRUE(c) << c.error().str();
+    hostd_ = std::move(*c);
+    ASSERT_TRUE(eventually([&] {
+      auto r = http::unix_request(sock_, http::bhttp::verb::get, "/v1/health", "", 2s);
+      return r && r->status == 200;
+    })) << read_text(o.stderr_file);
+  }
+
+  void start_broker() {
+    appvirt::testing::SpawnOptions o;
+    o.stderr_file = dir_ + "/broker.log." + std::to_string(++broker_runs_);
+    std::string port_file = dir_ + "/broker.port";
+    fs::remove(port_file);
+    auto c = Child::spawn({APPVIRT_BROKER, "--config", dir_ + "/broker.toml", "--port-file", port_file}, o);
+    ASSERT_TRUE(c) << c.error().str();
+    broker_ = std::move(*c);
+    ASSERT_TRUE(eventually([&] { return fs::exists(port_file); })) << read_text(o.stderr_file);
+    port_ = static_cast<uint16_t>(std::stoi(read_text(port_file)));
+    // The broker probes its configured host right away; wait until it counts it as up.
+    ASSERT_TRUE(eventually([&] {
+      auto r = https(port_, "GET", "/healthz");
+      return r && r->status == 200 && nlohmann::json::parse(r->body)["hosts_up"] == 1;
+    })) << read_text(o.stderr_file);
+  }
+
+  void stop_broker() {
+    ::kill(broker_.pid(), SIGTERM);
+    auto code = broker_.wait_exit(10s);
+    ASSERT_TRUE(code) << "broker did not stop within 10 s of SIGTERM";
+    EXPECT_EQ(*code, 0);
+  }
+
+  std::string broker_log() const { return read_text(dir_ + "/broker.log." + std::to_string(broker_runs_)); }
+
+  Reply must(Result<Reply> r) {
+    EXPECT_TRUE(r) << (r ? "" : r.error().str());
+    return r ? *r : Reply{};
+  }
+
+  Reply login_raw(const TempUser& u, const std::string& password) {
+    return must(https(port_, "POST", "/api/v1/login",
+                      nlohmann::json{{"username", u.name()}, {"password", password}}.dump()));
+  }
+
+  Session login(const TempUser& u) {
+    Reply r = login_raw(u, u.password());
+    EXPECT_EQ(r.status, 200u) << r.body;
+    std::string set = r.header("set-cookie");
+    std::string prefix = "__Host-appvirt_session=";
+    Session s;
+    if (set.rfind(prefix, 0) == 0) s.cookie = set.substr(prefix.size(), set.find(';') - prefix.size());
+    s.csrf = nlohmann::json::parse(r.body, nullptr, false).value("csrf_token", "");
+    return s;
+  }
+
+  Options as(const Session& s, bool csrf = true) {
+    Options o;
+    o.headers["Cookie"] = "__Host-appvirt_session=" + s.cookie;
+    if (csrf) o.headers["X-CSRF-Token"] = s.csrf;
+    return o;
+  }
+
+  Reply launch(const Session& s, const std::string& app) {
+    return must(https(port_, "POST", "/api/v1/apps/" + app + "/launch", "", as(s)));
+  }
+
+  static std::string token_of(const Reply& rdp) {
+    std::string key = "loadbalanceinfo:s:Cookie: msts=";
+    auto pos = rdp.body.find(key);
+    if (pos == std::string::npos) return {};
+    return rdp.body.substr(pos + key.size(), rdp.body.find("\r\n", pos) - pos - key.size());
+  }
+
+  Reply redeem(const std::string& token) {
+    Options o;
+    o.headers["Authorization"] = "Bearer " + std::string(48, 'G');
+    return must(https(port_, "POST", "/internal/v1/tokens/redeem",
+                      nlohmann::json{{"token", token}}.dump(), o));
+  }
+
+  std::string hostd_state(const std::string& id) {
+    auto r = http::unix_request(sock_, http::bhttp::verb::get, "/v1/sessions/" + id, "", 5s);
+    if (!r || r->status != 200) return "?";
+    return nlohmann::json::parse(r->body).value("state", "?");
+  }
+
+  std::string dir_, sock_;
+  uint16_t port_ = 0;
+  uint16_t gateway_port_ = 0;
+  int broker_runs_ = 0;
+  Child hostd_, broker_;
+  std::unique_ptr<TempPamService> pam_;
+  std::unique_ptr<TempGroup> staff_, admins_;
+  std::unique_ptr<TempUser> alice_, bob_, ada_;
+};
+
+TEST_F(BrokerE2eTest, LoginLaunchRedeemReattachAndLogoff) {
+  Session alice = login(*alice_);
+  ASSERT_FALSE(alice.cookie.empty());
+  Reply apps = must(https(port_, "GET", "/api/v1/apps", "", as(alice, false)));
+  ASSERT_EQ(apps.status, 200u) << apps.body;
+  auto list = nlohmann::json::parse(apps.body)["apps"];
+  ASSERT_EQ(list.size(), 2u) << apps.body;
+  EXPECT_EQ(list[0]["id"], "pattern");
+  EXPECT_EQ(list[1]["id"], "pattern-all");
+
+  Reply rdp = launch(alice, "pattern");
+  ASSERT_EQ(rdp.status, 200u) << rdp.body << broker_log();
+  EXPECT_EQ(rdp.header("content-type"), "application/x-rdp");
+  EXPECT_EQ(rdp.header("content-disposition"), "attachment; filename=\"pattern.rdp\"");
+  EXPECT_NE(rdp.body.find("full address:s:127.0.0.1:" + std::to_string(gateway_port_) + "\r\n"),
+            std::string::npos) << rdp.body;
+  EXPECT_NE(rdp.body.find("username:s:" + alice_->name() + "\r\n"), std::string::npos);
+  std::string id = rdp.header("x-appvirt-session-id");
+  std::string token = token_of(rdp);
+  ASSERT_EQ(token.size(), 43u) << rdp.body;
+  EXPECT_EQ(hostd_state(id), "running");
+
+  // A real client opens the file: xfreerdp connects to the gateway address and sends the token as
+  // the X.224 cookie the gateway routes on.
+  {
+    X224Catcher gateway;
+    ASSERT_TRUE(gateway.listen(gateway_port_));
+    std::ofstream(dir_ + "/pattern.rdp") << rdp.body;
+    auto x = appvirt::testing::Xvfb::start(dir_, 800, 600);
+    ASSERT_TRUE(x) << x.error().str();
+    appvirt::testing::SpawnOptions o;
+    o.env = x->client_env();
+    o.env["HOME"] = dir_;
+    o.stdout_file = dir_ + "/xfreerdp.log";
+    o.stderr_file = dir_ + "/xfreerdp.log";
+    auto client = Child::spawn({"xfreerdp", dir_ + "/pattern.rdp", "/cert:ignore"}, o);
+    ASSERT_TRUE(client) << client.error().str();
+    auto cookie = gateway.cookie(20s);
+    ASSERT_TRUE(cookie) << cookie.error().str() << read_text(dir_ + "/xfreerdp.log");
+    EXPECT_EQ(*cookie, "Cookie: msts=" + token);
+  }
+
+  // The gateway's side: the token gives the endpoint and its secret, once.
+  Reply redeemed = redeem(token);
+  ASSERT_EQ(redeemed.status, 200u) << redeemed.body;
+  auto r = nlohmann::json::parse(redeemed.body);
+  EXPECT_EQ(r["session_id"], id);
+  EXPECT_EQ(r["user"], alice_->name());
+  EXPECT_EQ(redeem(token).status, 404u) << "a launch token is single use";
+  // The endpoint really shows the app to whoever holds the secret the broker handed out.
+  auto probe = run_capture({RDP_PROBE, r["endpoint"]["unix"].get<std::string>(), "--cookie",
+                            "Cookie: msts=" + r["secret"].get<std::string>(), "--lossless",
+                            "--expect-pattern", "0", "--wait-match", "--timeout-ms", "30000"},
+                           45s);
+  ASSERT_TRUE(probe);
+  EXPECT_EQ(probe->exit_code, 0) << probe->out;
+
+  // A second launch of the same app reattaches: same session, fresh token.
+  Reply again = launch(alice, "pattern");
+  ASSERT_EQ(again.status, 200u) << again.body;
+  EXPECT_EQ(again.header("x-appvirt-session-id"), id);
+  EXPECT_EQ(again.header("x-appvirt-reused"), "true");
+  std::string token2 = token_of(again);
+  EXPECT_NE(token2, token);
+  std::this_thread::sleep_for(6s);  // token_ttl_seconds = 5
+  EXPECT_EQ(redeem(token2).status, 404u) << "an expired token is refused";
+
+  Reply mine = must(https(port_, "GET", "/api/v1/sessions", "", as(alice, false)));
+  auto sessions = nlohmann::json::parse(mine.body)["sessions"];
+  ASSERT_EQ(sessions.size(), 1u) << mine.body;
+  EXPECT_EQ(sessions[0]["session_id"], id);
+  EXPECT_EQ(sessions[0]["state"], "running");
+
+  // Admins see everyone's sessions and the hosts; others do not.
+  Session ada = login(*ada_);
+  EXPECT_EQ(must(https(port_, "GET", "/api/v1/admin/sessions", "", as(alice))).status, 403u);
+  Reply all = must(https(port_, "GET", "/api/v1/admin/sessions", "", as(ada)));
+  EXPECT_EQ(nlohmann::json::parse(all.body)["sessions"].size(), 1u) << all.body;
+  Reply hosts = must(https(port_, "GET", "/api/v1/admin/hosts", "", as(ada)));
+  auto h = nlohmann::json::parse(hosts.body)["hosts"];
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h[0]["up"], true);
+
+  // Logoff through the broker ends the session on the host.
+  Reply off = must(https(port_, "DELETE", "/api/v1/sessions/" + id, "", as(alice)));
+  ASSERT_EQ(off.status, 200u) << off.body;
+  EXPECT_EQ(nlohmann::json::parse(off.body)["state"], "ended");
+  EXPECT_TRUE(eventually([&] { return hostd_state(id) == "ended"; }));
+  Reply after = launch(alice, "pattern");
+  ASSERT_EQ(after.status, 200u) << after.body;
+  EXPECT_NE(after.header("x-appvirt-session-id"), id) << "a logged-off session is not reattached";
+
+  Reply metrics = must(https(port_, "GET", "/metrics"));
+  EXPECT_NE(metrics.body.find("appvirt_broker_launches_total{result=\"reattached\"} 1"), std::string::npos)
+      << metrics.body;
+  std::string log = broker_log();
+  EXPECT_EQ(log.find(alice_->password()), std::string::npos) << "a password reached the log";
+  EXPECT_EQ(log.find(token), std::string::npos) << "a launch token reached the log";
+  EXPECT_EQ(log.find(r["secret"].get<std::string>()), std::string::npos) << "a session secret reached the log";
+}
+
+TEST_F(BrokerE2eTest, WrongPasswordLockoutAndEntitlement) {
+  EXPECT_EQ(login_raw(*alice_, "not-the-password").status, 401u);
+  Reply unknown = must(https(port_, "POST", "/api/v1/login", "{\"username\":\"no-such-user-x\",\"password\":\"x\"}"));
+  EXPECT_EQ(unknown.status, 401u);
+  EXPECT_EQ(login_raw(*alice_, "still-wrong").status, 401u);
+  EXPECT_EQ(login_raw(*alice_, "wrong-again").status, 401u);
+  Reply locked = login_raw(*alice_, alice_->password());
+  EXPECT_EQ(locked.status, 429u) << locked.body;
+  EXPECT_GT(std::stoi(locked.header("retry-after").empty() ? "0" : locked.header("retry-after")), 0);
+
+  Session bob = login(*bob_);
+  Reply denied = launch(bob, "pattern");
+  EXPECT_EQ(denied.status, 403u) << denied.body;
+  EXPECT_EQ(launch(bob, "root-only").status, 403u);
+  EXPECT_EQ(launch(bob, "no-such-app").status, 404u);
+  Reply apps = must(https(port_, "GET", "/api/v1/apps", "", as(bob, false)));
+  EXPECT_EQ(nlohmann::json::parse(apps.body)["apps"].size(), 1u) << apps.body;
+  EXPECT_NE(broker_log().find("event=lockout user=" + alice_->name()), std::string::npos);
+}
+
+TEST_F(BrokerE2eTest, RequestHardening) {
+  Session bob = login(*bob_);
+  // Missing CSRF header on a state-changing request.
+  EXPECT_EQ(must(https(port_, "POST", "/api/v1/apps/pattern-all/launch", "", as(bob, false))).status, 403u);
+  EXPECT_EQ(must(https(port_, "POST", "/api/v1/logout", "", as(bob, false))).status, 403u);
+  // Malformed JSON.
+  EXPECT_EQ(must(https(port_, "POST", "/api/v1/login", "{\"username\": \"x\",")).status, 400u);
+  // Oversized body: refused from Content-Length before it is read.
+  // (A little over the limit: the server closes right after its answer, and a much larger unread
+  // remainder would turn that close into a reset that can swallow the answer.)
+  std::string big(9000, 'a');
+  EXPECT_EQ(must(https(port_, "POST", "/api/v1/login", "{\"username\":\"" + big + "\"}")).status, 413u);
+  // Internal API without its secret.
+  EXPECT_EQ(must(https(port_, "POST", "/internal/v1/tokens/redeem", "{\"token\":\"x\"}")).status, 401u);
+  // A slow client (half a header, then nothing) is cut off after header_timeout_ms.
+  auto slow = raw_tls(port_, "GET /healthz HTTP/1.1\r\nHost: x\r\n", 10s);
+  ASSERT_TRUE(slow);
+  EXPECT_TRUE(slow->closed) << "still open after 10 s";
+  EXPECT_LT(slow->closed_after, 5s);
+  EXPECT_GE(slow->closed_after, 1s);
+  EXPECT_NE(slow->received.find(" 408 "), std::string::npos) << slow->received;
+  // A client that never starts TLS is dropped after handshake_timeout_ms.
+  auto silent = silent_tcp(port_, 10s);
+  ASSERT_TRUE(silent);
+  EXPECT_TRUE(silent->closed);
+  EXPECT_LT(silent->closed_after, 5s);
+  // Connections are capped (handshakes included): with 8 held open, the 9th is closed at once.
+  {
+    boost::asio::io_context io;
+    std::vector<boost::asio::ip::tcp::socket> held;
+    for (int i = 0; i < 8; ++i) {
+      held.emplace_back(io);
+      boost::system::error_code ec;
+      held.back().connect({boost::asio::ip::make_address("127.0.0.1"), port_}, ec);
+      ASSERT_FALSE(ec) << ec.message();
+    }
+    std::this_thread::sleep_for(300ms);  // let the broker accept them
+    auto ninth = silent_tcp(port_, 10s);
+    ASSERT_TRUE(ninth);
+    EXPECT_TRUE(ninth->closed);
+    EXPECT_LT(ninth->closed_after, 1500ms) << "not refused at once (handshake timeout is 3 s)";
+  }
+  // TLS below 1.2 is refused.
+  Options old;
+  old.max_tls_version = TLS1_1_VERSION;
+  auto r = https(port_, "GET", "/healthz", "", old);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("handshake"), std::string::npos) << r.error().message;
+  // After all that the broker still serves (once the held connections are gone).
+  EXPECT_TRUE(eventually([&] {
+    auto r = https(port_, "GET", "/healthz");
+    return r && r->status == 200;
+  }, 10s));
+}
+
+TEST_F(BrokerE2eTest, RestartKeepsTheSessionDirectory) {
+  Session bob = login(*bob_);
+  Reply first = launch(bob, "pattern-all");
+  ASSERT_EQ(first.status, 200u) << first.body << broker_log();
+  std::string id = first.header("x-appvirt-session-id");
+  stop_broker();
+  EXPECT_TRUE(fs::exists(dir_ + "/broker/broker.db"));
+  start_broker();
+  // Browser sessions do not survive a restart; the session directory does.
+  EXPECT_EQ(must(https(port_, "GET", "/api/v1/sessions", "", as(bob, false))).status, 401u);
+  bob = login(*bob_);
+  Reply mine = must(https(port_, "GET", "/api/v1/sessions", "", as(bob, false)));
+  auto sessions = nlohmann::json::parse(mine.body)["sessions"];
+  ASSERT_EQ(sessions.size(), 1u) << mine.body;
+  EXPECT_EQ(sessions[0]["session_id"], id);
+  Reply again = launch(bob, "pattern-all");
+  ASSERT_EQ(again.status, 200u) << again.body;
+  EXPECT_EQ(again.header("x-appvirt-session-id"), id);
+  EXPECT_EQ(again.header("x-appvirt-reused"), "true");
+  EXPECT_EQ(redeem(token_of(again)).status, 200u);
+}
+
+TEST_F(BrokerE2eTest, GatewayLogonAndHostRegistration) {
+  Options gw;
+  gw.headers["Authorization"] = "Bearer " + std::string(48, 'G');
+  nlohmann::json logon = {{"username", bob_->name()}, {"password", "wrong"}, {"client_address", "192.0.2.10"}};
+  EXPECT_EQ(must(https(port_, "POST", "/internal/v1/logon", logon.dump(), gw)).status, 401u);
+  logon["password"] = bob_->password();
+  EXPECT_EQ(must(https(port_, "POST", "/internal/v1/logon", logon.dump())).status, 401u)
+      << "the internal API needs the gateway secret";
+  Reply ok = must(https(port_, "POST", "/internal/v1/logon", logon.dump(), gw));
+  ASSERT_EQ(ok.status, 200u) << ok.body << broker_log();
+  auto j = nlohmann::json::parse(ok.body);
+  EXPECT_EQ(j["app_id"], "pattern-all") << "bob's first entitled app";
+  EXPECT_EQ(j["routing_token"], "Cookie: msts=" + j["token"].get<std::string>());
+  Reply redeemed = redeem(j["token"]);
+  ASSERT_EQ(redeemed.status, 200u) << redeemed.body;
+  EXPECT_EQ(nlohmann::json::parse(redeemed.body)["user"], bob_->name());
+
+  // A host registers (the same hostd under a second name), reports, then falls silent.
+  Options host;
+  host.headers["Authorization"] = "Bearer " + std::string(48, 'H');
+  nlohmann::json reg = {{"name", "reg1"}, {"socket", sock_}, {"capacity", 2}};
+  EXPECT_EQ(must(https(port_, "POST", "/internal/v1/hosts/register", reg.dump(), gw)).status, 401u);
+  Reply registered = must(https(port_, "POST", "/internal/v1/hosts/register", reg.dump(), host));
+  ASSERT_EQ(registered.status, 200u) << registered.body;
+  Reply load = must(https(port_, "POST", "/internal/v1/hosts/reg1/load", "{\"sessions\":0,\"cpu_load\":0.1}", host));
+  EXPECT_EQ(load.status, 200u) << load.body;
+  Session ada = login(*ada_);
+  auto reg1_up = [&] {
+    Reply hosts = must(https(port_, "GET", "/api/v1/admin/hosts", "", as(ada)));
+    nlohmann::json parsed = nlohmann::json::parse(hosts.body, nullptr, false);
+    if (!parsed.is_object()) return false;
+    for (const auto& h : parsed["hosts"]) {
+      if (h["name"] == "reg1") return h["up"].get<bool>();
+    }
+    return false;
+  };
+  EXPECT_TRUE(reg1_up()) << must(https(port_, "GET", "/api/v1/admin/hosts", "", as(ada))).body;
+  EXPECT_TRUE(eventually([&] { return !reg1_up(); }, 8s)) << "a silent host must go down";
+}
+
+TEST(BrokerCli, CheckConfigReportsFileLineAndKey) {
+  char tmpl[] = "/tmp/broker-cli-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  std::string dir = tmpl;
+  std::ofstream(dir + "/bad.toml") << "log_level = \"info\"\n[listen]\nport = \"x\"\nbogus = 1\n";
+  std::ofstream(dir + "/good.toml") << "[[apps]]\nid = \"a\"\ncommand = [\"/bin/true\"]\nusers = [\"*\"]\n";
+  appvirt::testing::SpawnOptions o;
+  o.stderr_file = dir + "/err";
+  auto bad = run_capture({APPVIRT_BROKER, "--config", dir + "/bad.toml", "--check-config"}, 10s, o);
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->exit_code, 2);
+  std::string err = read_text(dir + "/err");
+  EXPECT_NE(err.find(dir + "/bad.toml:3: listen.port: must be an integer"), std::string::npos) << err;
+  EXPECT_NE(err.find(dir + "/bad.toml:4: listen.bogus: unknown key"), std::string::npos) << err;
+  auto good = run_capture({APPVIRT_BROKER, "--config", dir + "/good.toml", "--check-config"}, 10s);
+  ASSERT_TRUE(good);
+  EXPECT_EQ(good->exit_code, 0) << good->out;
+  auto help = run_capture({APPVIRT_BROKER, "--help"}, 10s);
+  ASSERT_TRUE(help);
+  EXPECT_EQ(help->exit_code, 0);
+  EXPECT_NE(help->out.find("--check-config"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace appvirt::broker::e2e
