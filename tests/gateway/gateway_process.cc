@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -49,6 +50,10 @@ Result<GatewayProcess> GatewayProcess::start(const std::string& binary, const st
   SpawnOptions o;
   o.stdout_file = out_file;
   o.stderr_file = g.log_file_;
+  // Sanitizer builds: full stacks for leaks, so the suppression of FreeRDP's own leak matches.
+  const char* asan = std::getenv("ASAN_OPTIONS");
+  o.env["ASAN_OPTIONS"] = std::string(asan ? asan : "") + (asan ? ":" : "") + "fast_unwind_on_malloc=0";
+  o.env["LSAN_OPTIONS"] = "suppressions=" APPVIRT_GATEWAY_LSAN_SUPP;
   auto child = Child::spawn({binary, "--config", g.config_file_}, o);
   if (!child) return tl::unexpected(child.error());
   g.child_ = std::move(*child);
