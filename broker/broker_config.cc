@@ -7,6 +7,7 @@
 
 #include "common/config.h"
 #include "common/tls_cert.h"
+#include "policies/policy_file.h"
 
 namespace appvirt::broker {
 
@@ -61,6 +62,7 @@ void read_general(ConfigReader& r, BrokerConfig& c) {
   c.admin_group = r.get_string("admin_group", c.admin_group);
   c.auth_threads = static_cast<int>(r.get_int("auth_threads", c.auth_threads, 1, 64));
   c.catalog_file = get_path(r, "catalog_file", {});
+  c.policy_file = get_path(r, "policy_file", {});
 }
 
 void read_listen(ConfigReader& r, ListenConfig& l) {
@@ -161,7 +163,17 @@ Result<BrokerConfig> load_broker_config(const std::filesystem::path& file) {
   auto text = read_small_file(file);
   if (!text) return tl::unexpected(text.error());
   auto c = parse_broker_config(*text, file.string());
-  if (!c || c->catalog_file.empty()) return c;
+  if (!c) return c;
+  if (!c->policy_file.empty()) {
+    auto set = policies::load_policy_file(c->policy_file);
+    if (!set) {
+      std::string report = set.error().report();
+      if (!report.empty() && report.back() == '\n') report.pop_back();
+      return fail(report);
+    }
+    c->policies = std::move(*set);
+  }
+  if (c->catalog_file.empty()) return c;
   auto more = load_catalog_file(c->catalog_file.string());
   if (!more) return tl::unexpected(more.error());
   for (App& a : *more) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "broker/catalog.h"
+#include "policies/policy.h"
 #include "common/result.h"
 
 namespace appvirt::broker {
@@ -62,11 +63,14 @@ struct BrokerConfig {
   std::vector<HostConfig> hosts;
   std::filesystem::path catalog_file;  // optional; its apps join the [[apps]] of this file
   std::vector<App> apps;
+  // Per-user and per-group policies (docs/policies.md); without a file the built-in defaults.
+  std::filesystem::path policy_file;
+  policies::PolicySet policies;
 };
 
 // Parses config text; file_name is used in messages. Does not read the catalog file.
 Result<BrokerConfig> parse_broker_config(std::string_view text, const std::string& file_name);
-// Reads the file, parses it, then loads and merges the catalog file if one is named.
+// Reads the file, parses it, then loads and merges the catalog file and the policy file if named.
 Result<BrokerConfig> load_broker_config(const std::filesystem::path& file);
 
 }  // namespace appvirt::broker

@@ -7,6 +7,8 @@
 #include "broker/crypto.h"
 #include "broker/offload.h"
 #include "common/log.h"
+#include "policies/container_limits.h"
+#include "policies/resolver.h"
 
 namespace appvirt::broker {
 
@@ -24,12 +26,20 @@ struct Wipe {
   }
 };
 
-nlohmann::json limits_json(const AppLimits& l) {
-  nlohmann::json j = nlohmann::json::object();
-  if (l.memory_max) j["memory_max"] = *l.memory_max;
-  if (l.cpu_weight) j["cpu_weight"] = *l.cpu_weight;
-  if (l.cpu_max_percent) j["cpu_max_percent"] = *l.cpu_max_percent;
-  if (l.pids_max) j["pids_max"] = *l.pids_max;
+// The user's policy limits, tightened by the app's own limits where the app sets them (an app
+// can ask for less than the policy allows, never for more).
+nlohmann::json limits_json(const policies::EffectivePolicy& policy, const AppLimits& l) {
+  nlohmann::json j = policies::container_limits_json(policy);
+  auto tighten = [&j](const char* key, auto value) {
+    if (!value) return;
+    if (!j.contains(key) || j[key].get<int64_t>() > static_cast<int64_t>(*value)) {
+      j[key] = static_cast<int64_t>(*value);
+    }
+  };
+  tighten("memory_max", l.memory_max);
+  tighten("cpu_weight", l.cpu_weight);
+  tighten("cpu_max_percent", l.cpu_max_percent);
+  tighten("pids_max", l.pids_max);
   return j;
 }
 
@@ -203,7 +213,13 @@ asio::awaitable<LoginOutcome> BrokerService::finish_login(const std::string& typ
 
 std::vector<const App*> BrokerService::entitled_apps(const std::string& user,
                                                      const std::vector<std::string>& groups) const {
-  return catalog_.entitled(user, groups);
+  // The catalog says who may see an app; the user's policy may narrow that further.
+  policies::Resolution r = policies::resolve(config_.policies, user, groups);
+  std::vector<const App*> out;
+  for (const App* a : catalog_.entitled(user, groups)) {
+    if (r.policy.apps.allows(a->id)) out.push_back(a);
+  }
+  return out;
 }
 
 Result<std::string> BrokerService::issue_token(const SessionRecord& s) {
@@ -262,15 +278,32 @@ asio::awaitable<std::optional<LaunchOutcome>> BrokerService::try_reattach(const 
 }
 
 asio::awaitable<LaunchOutcome> BrokerService::start_new(const std::string& user, const App& app,
+                                                        const policies::EffectivePolicy& policy,
                                                         int width, int height) {
-  auto host = hosts_.pick(app.isolation, live_sessions_per_host());
+  auto mine = deps_.store.list_sessions(user, false);
+  if (!mine) co_return launch_error(500, "session directory: " + mine.error().str());
+  if (static_cast<int64_t>(mine->size()) >= policy.max_sessions) {
+    co_return launch_error(403, "session limit reached (" + std::to_string(policy.max_sessions) + ")");
+  }
+  if (policy.network != policies::Network::loopback) {
+    // hostd implements loopback-only sandboxes so far; a policy asking for more must not
+    // silently get less.
+    co_return launch_error(503, std::string("no host offers network = ") +
+                                    policies::to_string(policy.network));
+  }
+  // The policy decides the isolation; an app marked "vm" is never run in a mere container.
+  Isolation isolation = (app.isolation == Isolation::vm ||
+                         policy.isolation == policies::Isolation::vm) ? Isolation::vm
+                                                                      : Isolation::container;
+  auto host = hosts_.pick(isolation, live_sessions_per_host());
   if (!host) {
-    co_return launch_error(503, std::string("no host with free ") + to_string(app.isolation) +
+    co_return launch_error(503, std::string("no host with free ") + to_string(isolation) +
                                     " capacity");
   }
-  HostLaunchRequest req{user, app.id, app.command, limits_json(app.limits),
-                        width ? width : config_.default_width,
-                        height ? height : config_.default_height};
+  policies::ScreenSize size = policy.clamp({width ? width : config_.default_width,
+                                            height ? height : config_.default_height});
+  HostLaunchRequest req{user, app.id, app.command, limits_json(policy, app.limits), size.width,
+                        size.height};
   auto started = co_await deps_.host_client.launch(*host, req);
   if (!started) {
     const HostCallError& e = started.error();
@@ -296,6 +329,8 @@ asio::awaitable<LaunchOutcome> BrokerService::start_new(const std::string& user,
   }
   LaunchOutcome out;
   out.session = s;
+  out.width = size.width;
+  out.height = size.height;
   co_return out;
 }
 
@@ -317,7 +352,8 @@ asio::awaitable<LaunchOutcome> BrokerService::launch(std::string user,
                                                      std::string source) {
   const App* app = catalog_.find(app_id);
   if (!app) co_return launch_error(404, "no such app");
-  if (!is_entitled(*app, user, groups)) {
+  policies::Resolution policy = policies::resolve(config_.policies, user, groups);
+  if (!is_entitled(*app, user, groups) || !policy.policy.apps.allows(app_id)) {
     audit("launch_denied", user, source, app_id);
     co_return launch_error(403, "not entitled to this app");
   }
@@ -338,7 +374,7 @@ asio::awaitable<LaunchOutcome> BrokerService::launch(std::string user,
   if (reattached) {
     out = std::move(*reattached);
   } else {
-    out = co_await start_new(user, *app, width, height);
+    out = co_await start_new(user, *app, policy.policy, width, height);
   }
   if (out.status != 200) {
     metrics_.inc("appvirt_broker_launches_total", {{"result", "failed"}});

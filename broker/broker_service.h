@@ -24,6 +24,7 @@
 #include "broker/metrics.h"
 #include "broker/store.h"
 #include "broker/user_directory.h"
+#include "policies/policy.h"
 
 namespace appvirt::broker {
 
@@ -52,6 +53,8 @@ struct LaunchOutcome {
   std::string token;
   bool reused = false;
   const App* app = nullptr;
+  int width = 0;  // the display size asked of the host (0 when reattached)
+  int height = 0;
 };
 
 struct SessionOutcome {
@@ -116,6 +119,7 @@ class BrokerService {
   boost::asio::awaitable<std::optional<LaunchOutcome>> try_reattach(const std::string& user,
                                                                     const App& app);
   boost::asio::awaitable<LaunchOutcome> start_new(const std::string& user, const App& app,
+                                                  const policies::EffectivePolicy& policy,
                                                   int width, int height);
   Result<std::string> issue_token(const SessionRecord& s);
   // Waits (bounded) until no launch of key is in flight; false when it took too long.

@@ -123,8 +123,10 @@ BrokerApi::Awaitable BrokerApi::launch(const Request& req, const PathParams& p,
   LaunchOutcome o = co_await svc_.launch(user, groups, p.at("id"), width, height, peer);
   if (o.status != 200) co_return launch_refused(o);
   const BrokerConfig& c = svc_.config();
-  RdpFileParams rp{c.gateway_address, o.token, user, o.app->name,
-                   width ? width : c.default_width, height ? height : c.default_height};
+  // The size the host was asked for (the policy may have capped it), else the request's.
+  int w = o.width ? o.width : (width ? width : c.default_width);
+  int h = o.height ? o.height : (height ? height : c.default_height);
+  RdpFileParams rp{c.gateway_address, o.token, user, o.app->name, w, h};
   std::string file = render_rdp_file(rp);
   if (wants_json(req)) {
     co_return http::json_response(bhttp::status::ok,

@@ -7,6 +7,7 @@
 
 #include "broker/api.h"
 #include "broker/sqlite_store.h"
+#include "policies/policy_file.h"
 #include "tests/broker/fakes.h"
 
 namespace appvirt::broker {
@@ -427,6 +428,55 @@ TEST_F(ApiTest, ReattachChecksTheHostFirst) {
   auto res = launch(alice, "calc");
   EXPECT_EQ(res["X-Appvirt-Reused"], "false");
   EXPECT_EQ(host_.launches, 2);
+}
+
+TEST_F(ApiTest, PolicyNarrowsAppsCapsSessionsSizeAndSetsLimits) {
+  auto set = policies::parse_policy_toml(R"(
+[defaults]
+memory_max = "1G"
+max_resolution = "1024x768"
+[groups.staff]
+pids_max = 100
+[users.alice]
+max_sessions = 1
+apps = ["xterm"]
+[users.bob]
+isolation = "vm"
+)", "policies.toml");
+  ASSERT_TRUE(set) << set.error().report();
+  config_.policies = *set;
+  start_service();
+  Login alice = login("alice", "alice-pw");
+  auto apps = call(bhttp::verb::get, "/api/v1/apps", "", auth_headers(alice, false));
+  auto list = nlohmann::json::parse(apps.body())["apps"];
+  ASSERT_EQ(list.size(), 1u) << apps.body();
+  EXPECT_EQ(list[0]["id"], "xterm") << "the catalog allows calc too, the policy does not";
+  EXPECT_EQ(launch(alice, "calc").result_int(), 403u);
+  auto first = call(bhttp::verb::post, "/api/v1/apps/xterm/launch", "{\"width\":1920,\"height\":1200}",
+                    auth_headers(alice));
+  ASSERT_EQ(first.result_int(), 200u) << first.body();
+  EXPECT_EQ(host_.last_launch.width, 1024) << "capped to max_resolution";
+  EXPECT_EQ(host_.last_launch.height, 768);
+  EXPECT_NE(first.body().find("desktopwidth:i:1024\r\n"), std::string::npos);
+  EXPECT_EQ(host_.last_launch.limits["memory_max"], 1ull << 30);
+  EXPECT_EQ(host_.last_launch.limits["pids_max"], 100);
+  EXPECT_EQ(launch(alice, "xterm").result_int(), 200u) << "reattaching is not a new session";
+  Login bob = login("bob", "bob-pw");
+  auto vm = launch(bob, "calc");
+  EXPECT_EQ(vm.result_int(), 503u) << "bob's policy wants a VM and no host offers one";
+  EXPECT_NE(vm.body().find("vm"), std::string::npos) << vm.body();
+}
+
+TEST_F(ApiTest, SessionLimitFromPolicy) {
+  auto set = policies::parse_policy_toml("[users.alice]\nmax_sessions = 1\n", "p.toml");
+  ASSERT_TRUE(set);
+  config_.policies = *set;
+  start_service();
+  Login alice = login("alice", "alice-pw");
+  EXPECT_EQ(launch(alice, "xterm").result_int(), 200u);
+  auto second = launch(alice, "calc");
+  EXPECT_EQ(second.result_int(), 403u) << second.body();
+  EXPECT_NE(second.body().find("session limit"), std::string::npos);
 }
 
 TEST_F(ApiTest, MetricsAndHealth) {
