@@ -171,8 +171,12 @@ class BrokerE2eTest : public ::testing::Test {
   }
 
   void write_broker_config() {
+    // A policy file the broker must apply: smaller screens and a memory limit for everyone.
+    std::ofstream(dir_ + "/policies.toml") << "[defaults]\nmax_resolution = \"1024x768\"\n"
+                                           << "memory_max = \"1G\"\n";
     std::ofstream out(dir_ + "/broker.toml");
     out << "state_dir = \"" << dir_ << "/broker\"\n"
+        << "policy_file = \"" << dir_ << "/policies.toml\"\n"
         << "gateway_address = \"127.0.0.1:" << gateway_port_ << "\"\n"
         << "pam_service = \"" << pam_->name() << "\"\n"
         << "admin_group = \"" << admins_->name() << "\"\n"
@@ -313,10 +317,20 @@ TEST_F(BrokerE2eTest, LoginLaunchRedeemReattachAndLogoff) {
   EXPECT_NE(rdp.body.find("full address:s:127.0.0.1:" + std::to_string(gateway_port_) + "\r\n"),
             std::string::npos) << rdp.body;
   EXPECT_NE(rdp.body.find("username:s:" + alice_->name() + "\r\n"), std::string::npos);
+  EXPECT_NE(rdp.body.find("desktopwidth:i:1024\r\n"), std::string::npos)
+      << "launch.width 1280 capped by the policy's max_resolution";
   std::string id = rdp.header("x-appvirt-session-id");
   std::string token = token_of(rdp);
   ASSERT_EQ(token.size(), 43u) << rdp.body;
   EXPECT_EQ(hostd_state(id), "running");
+  {
+    // The policy's limits reached hostd with the launch.
+    auto on_host = http::unix_request(sock_, http::bhttp::verb::get, "/v1/sessions/" + id, "", 5s);
+    ASSERT_TRUE(on_host && on_host->status == 200);
+    nlohmann::json j = nlohmann::json::parse(on_host->body);
+    EXPECT_EQ(j["limits"].value("memory_max", 0ull), 1ull << 30) << on_host->body;
+    EXPECT_EQ(j.value("width", 0), 1024);
+  }
 
   // A real client opens the file: xfreerdp connects to the gateway address and sends the token as
   // the X.224 cookie the gateway routes on.
