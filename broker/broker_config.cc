@@ -1,5 +1,6 @@
 #include "broker/broker_config.h"
 
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <climits>
@@ -67,6 +68,11 @@ void read_general(ConfigReader& r, BrokerConfig& c) {
 
 void read_listen(ConfigReader& r, ListenConfig& l) {
   l.address = r.get_string("listen.address", l.address);
+  unsigned char buf[16];
+  if (::inet_pton(AF_INET, l.address.c_str(), buf) != 1 &&
+      ::inet_pton(AF_INET6, l.address.c_str(), buf) != 1) {
+    r.add_issue("listen.address", "must be an IPv4 or IPv6 address literal");
+  }
   l.port = static_cast<uint16_t>(r.get_int("listen.port", l.port, 0, 65535));
   l.tls_cert = get_path(r, "listen.tls_cert", {});
   l.tls_key = get_path(r, "listen.tls_key", {});

@@ -79,6 +79,7 @@ TEST(BrokerConfig, ErrorsNameFileLineAndKey) {
 [listen]
 port = 70000
 colour = "blue"
+address = "localhost"
 [[apps]]
 id = "ok"
 command = ["/bin/true"]
@@ -94,9 +95,11 @@ surprise = 1
   EXPECT_NE(m.find("/etc/appvirt/broker.toml:3: listen.port: must be between 0 and 65535"),
             std::string::npos) << m;
   EXPECT_NE(m.find("/etc/appvirt/broker.toml:4: listen.colour: unknown key"), std::string::npos) << m;
-  EXPECT_NE(m.find("/etc/appvirt/broker.toml:10: apps[1].id:"), std::string::npos) << m;
-  EXPECT_NE(m.find("/etc/appvirt/broker.toml:11: apps[1].command:"), std::string::npos) << m;
-  EXPECT_NE(m.find("/etc/appvirt/broker.toml:13: apps[1].surprise: unknown key"), std::string::npos) << m;
+  EXPECT_NE(m.find("/etc/appvirt/broker.toml:5: listen.address: must be an IPv4 or IPv6"),
+            std::string::npos) << m;
+  EXPECT_NE(m.find("/etc/appvirt/broker.toml:11: apps[1].id:"), std::string::npos) << m;
+  EXPECT_NE(m.find("/etc/appvirt/broker.toml:12: apps[1].command:"), std::string::npos) << m;
+  EXPECT_NE(m.find("/etc/appvirt/broker.toml:14: apps[1].surprise: unknown key"), std::string::npos) << m;
   EXPECT_EQ(m.find("apps[0]"), std::string::npos) << "the valid app has no issue: " << m;
 }
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 
@@ -47,7 +48,12 @@ struct World {
 };
 
 World& world() {
-  static World* w = new World();  // never destroyed: libFuzzer exits without unwinding
+  // Never destroyed (libFuzzer exits without unwinding); its scratch directory goes at exit.
+  static World* w = [] {
+    auto* made = new World();
+    std::atexit([] { std::filesystem::remove_all(world().dir); });
+    return made;
+  }();
   return *w;
 }
 
