@@ -18,16 +18,6 @@ namespace fs = std::filesystem;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-fs::path get_path(ConfigReader& r, std::string_view key, fs::path def) {
-  auto v = r.get_optional_string(key);
-  if (!v) return def;
-  if (v->empty() || (*v)[0] != '/') {
-    r.add_issue(key, "must be an absolute path");
-    return def;
-  }
-  return fs::path(*v);
-}
-
 seconds get_seconds(ConfigReader& r, std::string_view key, seconds def, int64_t min, int64_t max) {
   return seconds(r.get_int(key, def.count(), min, max));
 }
@@ -49,8 +39,8 @@ void read_general(ConfigReader& r, BrokerConfig& c) {
   if (!levels.count(c.log_level)) {
     r.add_issue("log_level", "must be one of trace, debug, info, warn, error");
   }
-  c.state_dir = get_path(r, "state_dir", c.state_dir);
-  c.database = get_path(r, "database", c.state_dir / "broker.db");
+  c.state_dir = r.get_absolute_path("state_dir", c.state_dir);
+  c.database = r.get_absolute_path("database", c.state_dir / "broker.db");
   c.gateway_address = r.get_string("gateway_address", default_gateway());
   if (c.gateway_address.empty() ||
       c.gateway_address.find_first_of(" \t\r\n") != std::string::npos) {
@@ -62,8 +52,8 @@ void read_general(ConfigReader& r, BrokerConfig& c) {
   }
   c.admin_group = r.get_string("admin_group", c.admin_group);
   c.auth_threads = static_cast<int>(r.get_int("auth_threads", c.auth_threads, 1, 64));
-  c.catalog_file = get_path(r, "catalog_file", {});
-  c.policy_file = get_path(r, "policy_file", {});
+  c.catalog_file = r.get_absolute_path("catalog_file", {});
+  c.policy_file = r.get_absolute_path("policy_file", {});
 }
 
 void read_listen(ConfigReader& r, ListenConfig& l) {
@@ -74,8 +64,8 @@ void read_listen(ConfigReader& r, ListenConfig& l) {
     r.add_issue("listen.address", "must be an IPv4 or IPv6 address literal");
   }
   l.port = static_cast<uint16_t>(r.get_int("listen.port", l.port, 0, 65535));
-  l.tls_cert = get_path(r, "listen.tls_cert", {});
-  l.tls_key = get_path(r, "listen.tls_key", {});
+  l.tls_cert = r.get_absolute_path("listen.tls_cert", {});
+  l.tls_key = r.get_absolute_path("listen.tls_key", {});
   if (l.tls_cert.empty() != l.tls_key.empty()) {
     r.add_issue(l.tls_cert.empty() ? "listen.tls_key" : "listen.tls_cert",
                 "listen.tls_cert and listen.tls_key go together");
@@ -108,8 +98,8 @@ void read_sessions(ConfigReader& r, BrokerConfig& c) {
 }
 
 void read_internal(ConfigReader& r, BrokerConfig& c) {
-  c.gateway_secret_file = get_path(r, "internal.gateway_secret_file", {});
-  c.host_secret_file = get_path(r, "internal.host_secret_file", {});
+  c.gateway_secret_file = r.get_absolute_path("internal.gateway_secret_file", {});
+  c.host_secret_file = r.get_absolute_path("internal.host_secret_file", {});
   c.host_report_timeout =
       get_seconds(r, "internal.host_report_timeout_seconds", c.host_report_timeout, 2, 3600);
   c.host_poll_interval =
@@ -135,7 +125,7 @@ void read_hosts(ConfigReader& r, BrokerConfig& c) {
     h.name = r.get_string(p + ".name", "");
     if (h.name.empty() || h.name.size() > 64) r.add_issue(p + ".name", "required, 1-64 characters");
     if (!h.name.empty() && !names.insert(h.name).second) r.add_issue(p + ".name", "duplicate host name");
-    h.socket = get_path(r, p + ".socket", "/run/appvirt/hostd.sock").string();
+    h.socket = r.get_absolute_path(p + ".socket", "/run/appvirt/hostd.sock").string();
     h.capacity = static_cast<int>(r.get_int(p + ".capacity", h.capacity, 0, 100000));
     c.hosts.push_back(std::move(h));
   }

@@ -56,6 +56,17 @@ std::optional<std::string> ConfigReader::get_optional_string(std::string_view ke
   return std::nullopt;
 }
 
+std::filesystem::path ConfigReader::get_absolute_path(std::string_view key,
+                                                     std::filesystem::path def) {
+  auto v = get_optional_string(key);
+  if (!v) return def;
+  if (v->empty() || (*v)[0] != '/') {
+    add_issue(key, "must be an absolute path");
+    return def;
+  }
+  return std::filesystem::path(*v);
+}
+
 int64_t ConfigReader::get_int(std::string_view key, int64_t def, int64_t min, int64_t max) {
   return get_optional_int(key, min, max).value_or(def);
 }

@@ -38,6 +38,8 @@ class ConfigReader {
   std::optional<int64_t> get_optional_int(std::string_view key, int64_t min, int64_t max);
   bool get_bool(std::string_view key, bool def);
   std::vector<std::string> get_string_array(std::string_view key, std::vector<std::string> def);
+  // An absolute path; a relative one would depend on the daemon's working directory.
+  std::filesystem::path get_absolute_path(std::string_view key, std::filesystem::path def);
   // Sizes like 512, "512M", "2G" (binary units), bounded.
   std::optional<uint64_t> get_optional_size(std::string_view key, uint64_t min, uint64_t max);
 

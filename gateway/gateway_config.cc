@@ -16,16 +16,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path get_path(ConfigReader& r, std::string_view key, fs::path def) {
-  auto v = r.get_optional_string(key);
-  if (!v) return def;
-  if (v->empty() || (*v)[0] != '/') {
-    r.add_issue(key, "must be an absolute path");
-    return def;
-  }
-  return fs::path(*v);
-}
-
 milliseconds get_ms(ConfigReader& r, std::string_view key, milliseconds def, int64_t min,
                     int64_t max) {
   return milliseconds(r.get_int(key, def.count(), min, max));
@@ -94,7 +84,7 @@ void read_broker(ConfigReader& r, BrokerConfig& b) {
   // "required" only when the key is absent: a present but bad value has its own issue.
   auto required_path = [&](std::string_view key, std::string_view what) {
     if (!r.root().at_path(key).node()) r.add_issue(key, std::string("required (") + std::string(what) + ")");
-    return get_path(r, key, {});
+    return r.get_absolute_path(key, {});
   };
   b.ca_file = required_path("broker.ca_file", "the broker's certificate or its CA, PEM");
   b.secret_file = required_path("broker.secret_file", "the internal API secret");
@@ -105,8 +95,8 @@ void read_broker(ConfigReader& r, BrokerConfig& b) {
 
 void read_logon(ConfigReader& r, LogonConfig& l) {
   l.enabled = r.get_bool("logon.enabled", l.enabled);
-  l.cert_file = get_path(r, "logon.cert_file", l.cert_file);
-  l.key_file = get_path(r, "logon.key_file", l.key_file);
+  l.cert_file = r.get_absolute_path("logon.cert_file", l.cert_file);
+  l.key_file = r.get_absolute_path("logon.key_file", l.key_file);
   l.cert_common_name = r.get_string("logon.cert_common_name", host_name());
   if (l.cert_common_name.empty()) r.add_issue("logon.cert_common_name", "must not be empty");
   l.max_sessions = static_cast<size_t>(

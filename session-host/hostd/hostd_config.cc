@@ -11,21 +11,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// An absolute path key; relative paths would depend on hostd's working directory.
-fs::path get_path(ConfigReader& r, std::string_view key, fs::path def) {
-  auto v = r.get_optional_string(key);
-  if (!v) return def;
-  if (v->empty() || (*v)[0] != '/') {
-    r.add_issue(key, "must be an absolute path");
-    return def;
-  }
-  return fs::path(*v);
-}
-
 void read_general(ConfigReader& r, HostdConfig& c) {
-  c.state_dir = get_path(r, "state_dir", c.state_dir);
-  c.runtime_dir = get_path(r, "runtime_dir", c.runtime_dir);
-  c.control_socket = get_path(r, "control_socket", c.runtime_dir / "hostd.sock");
+  c.state_dir = r.get_absolute_path("state_dir", c.state_dir);
+  c.runtime_dir = r.get_absolute_path("runtime_dir", c.runtime_dir);
+  c.control_socket = r.get_absolute_path("control_socket", c.runtime_dir / "hostd.sock");
   c.log_level = r.get_string("log_level", c.log_level);
   static const std::set<std::string> levels = {"trace", "debug", "info", "warn", "error"};
   if (!levels.count(c.log_level)) {
@@ -42,8 +31,8 @@ void read_rdp(ConfigReader& r, HostdConfig& c) {
   c.rdp_user = r.get_string("rdp.user", c.rdp_user);
   if (c.rdp_user.empty()) r.add_issue("rdp.user", "must not be empty");
   c.rdp_listen_tcp = r.get_bool("rdp.listen_tcp", c.rdp_listen_tcp);
-  c.tls_cert = get_path(r, "rdp.tls_cert", c.state_dir / "tls" / "rdp.crt");
-  c.tls_key = get_path(r, "rdp.tls_key", c.state_dir / "tls" / "rdp.key");
+  c.tls_cert = r.get_absolute_path("rdp.tls_cert", c.state_dir / "tls" / "rdp.crt");
+  c.tls_key = r.get_absolute_path("rdp.tls_key", c.state_dir / "tls" / "rdp.key");
   c.rdp_ready_timeout = std::chrono::milliseconds(
       r.get_int("rdp.ready_timeout_ms", c.rdp_ready_timeout.count(), 100, 120'000));
   c.rdp_log_level = r.get_string("rdp.log_level", c.rdp_log_level);
@@ -69,9 +58,9 @@ void read_limits(ConfigReader& r, HostdConfig& c) {
 }
 
 void read_paths(ConfigReader& r, HostdConfig& c, const fs::path& exe_dir) {
-  c.sandbox_path = get_path(r, "paths.sandbox", exe_dir / "appvirt-sandbox");
-  c.rdp_path = get_path(r, "paths.rdp", exe_dir / "appvirt-rdp");
-  c.xvfb_path = get_path(r, "paths.xvfb", c.xvfb_path);
+  c.sandbox_path = r.get_absolute_path("paths.sandbox", exe_dir / "appvirt-sandbox");
+  c.rdp_path = r.get_absolute_path("paths.rdp", exe_dir / "appvirt-rdp");
+  c.xvfb_path = r.get_absolute_path("paths.xvfb", c.xvfb_path);
 }
 
 }  // namespace
