@@ -49,6 +49,13 @@ class BrokerApi {
   Awaitable admin_delete_session(const Request&, const PathParams&, const std::string& peer);
   Awaitable admin_hosts(const Request&, const PathParams&, const std::string& peer);
   Awaitable admin_audit(const Request&, const PathParams&, const std::string& peer);
+  // Policy versions (admin_policy_routes.cc).
+  Awaitable admin_policy_get(const Request&, const PathParams&, const std::string& peer);
+  Awaitable admin_policy_put(const Request&, const PathParams&, const std::string& peer);
+  Awaitable admin_policy_history(const Request&, const PathParams&, const std::string& peer);
+  Awaitable admin_policy_version(const Request&, const PathParams&, const std::string& peer);
+  Awaitable admin_policy_rollback(const Request&, const PathParams&, const std::string& peer);
+  Awaitable admin_policy_resolve(const Request&, const PathParams&, const std::string& peer);
   Awaitable metrics(const Request&, const PathParams&, const std::string& peer);
   Awaitable healthz(const Request&, const PathParams&, const std::string& peer);
   // Internal (internal_routes.cc).

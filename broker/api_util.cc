@@ -2,6 +2,7 @@
 
 #include "broker/api.h"
 #include "broker/crypto.h"
+#include "broker/static_files.h"
 
 namespace appvirt::broker {
 
@@ -72,6 +73,8 @@ void decorate(http::Response& res) {
   res.set(bhttp::field::strict_transport_security, "max-age=31536000");
   if (res[bhttp::field::content_type] == "application/json") {
     res.set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+  } else {
+    res.set("Content-Security-Policy", kPortalCsp);  // .rdp files, metrics: the portal's policy
   }
 }
 
@@ -165,6 +168,12 @@ http::Router BrokerApi::router_for(std::string peer) {
   add(r, V::delete_, "/api/v1/admin/sessions/{id}", &BrokerApi::admin_delete_session, peer);
   add(r, V::get, "/api/v1/admin/hosts", &BrokerApi::admin_hosts, peer);
   add(r, V::get, "/api/v1/admin/audit", &BrokerApi::admin_audit, peer);
+  add(r, V::get, "/api/v1/admin/policies", &BrokerApi::admin_policy_get, peer);
+  add(r, V::put, "/api/v1/admin/policies", &BrokerApi::admin_policy_put, peer);
+  add(r, V::get, "/api/v1/admin/policies/history", &BrokerApi::admin_policy_history, peer);
+  add(r, V::get, "/api/v1/admin/policies/versions/{n}", &BrokerApi::admin_policy_version, peer);
+  add(r, V::post, "/api/v1/admin/policies/rollback", &BrokerApi::admin_policy_rollback, peer);
+  add(r, V::get, "/api/v1/admin/policies/resolve", &BrokerApi::admin_policy_resolve, peer);
   add(r, V::get, "/metrics", &BrokerApi::metrics, peer);
   add(r, V::get, "/healthz", &BrokerApi::healthz, peer);
   add(r, V::post, "/internal/v1/tokens/redeem", &BrokerApi::redeem, peer);

@@ -7,6 +7,7 @@
 #include <csignal>
 #include <fstream>
 
+#include "broker/static_files.h"
 #include "common/log.h"
 #include "common/tls_cert.h"
 
@@ -104,6 +105,14 @@ Result<void> Broker::setup() {
   auto store = SqliteStore::open(config_.database.string());
   if (!store) return tl::unexpected(store.error());
   store_ = std::move(*store);
+  // The store holds the policy versions; policy_file only seeds them (docs/policies.md).
+  auto policies = PolicyStore::open(*store_, config_.policy_file, [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  });
+  if (!policies) return tl::unexpected(policies.error());
+  policy_store_ = std::move(*policies);
   if (auto r = setup_tls(); !r) return r;
   auto secrets = load_secrets();
   if (!secrets) return tl::unexpected(secrets.error());
@@ -120,7 +129,7 @@ void Broker::build_service(ApiSecrets secrets) {
                     return std::chrono::duration_cast<std::chrono::milliseconds>(
                                std::chrono::system_clock::now().time_since_epoch())
                         .count();
-                  }};
+                  }, policy_store_.get()};
   service_ = std::make_unique<BrokerService>(io_->get_executor(), config_, Catalog(config_.apps),
                                              std::move(deps));
   web_ = std::make_unique<WebSessionTable>(config_.web_session_ttl, config_.web_session_idle, 100'000);
@@ -134,8 +143,14 @@ Result<void> Broker::start_server() {
   limits.header_timeout = config_.listen.header_timeout;
   limits.body_timeout = config_.listen.body_timeout;
   limits.max_connections = config_.listen.max_connections;
+  auto files = std::make_shared<const StaticFiles>(config_.web_root);
   server_ = std::make_unique<TlsServer>(
-      *io_, tls_, [api = api_.get()](std::string peer) { return api->router_for(std::move(peer)); },
+      *io_, tls_,
+      [api = api_.get(), files](std::string peer) {
+        http::Router r = api->router_for(std::move(peer));
+        add_static_routes(r, files);  // last: the API's routes win
+        return r;
+      },
       limits, config_.listen.handshake_timeout);
   auto port = server_->listen(config_.listen.address, config_.listen.port);
   if (!port) return tl::unexpected(port.error());

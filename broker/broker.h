@@ -43,6 +43,7 @@ class Broker {
   boost::asio::ssl::context tls_;
   std::unique_ptr<boost::asio::thread_pool> auth_pool_;
   std::unique_ptr<SqliteStore> store_;
+  std::unique_ptr<PolicyStore> policy_store_;
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<UserDirectory> users_;
   std::unique_ptr<HostClient> host_client_;

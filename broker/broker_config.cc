@@ -84,6 +84,7 @@ void read_listen(ConfigReader& r, ListenConfig& l) {
 void read_sessions(ConfigReader& r, BrokerConfig& c) {
   c.web_session_ttl = get_seconds(r, "web.session_ttl_seconds", c.web_session_ttl, 60, 30 * 86400);
   c.web_session_idle = get_seconds(r, "web.idle_timeout_seconds", c.web_session_idle, 60, 30 * 86400);
+  c.web_root = r.get_absolute_path("web.root", APPVIRT_WEB_ROOT);
   c.launch_token_ttl = get_seconds(r, "launch.token_ttl_seconds", c.launch_token_ttl, 5, 600);
   c.default_width = static_cast<int>(r.get_int("launch.width", c.default_width, 64, 8192));
   c.default_height = static_cast<int>(r.get_int("launch.height", c.default_height, 64, 8192));

@@ -49,6 +49,7 @@ struct BrokerConfig {
   int auth_threads = 4;
   std::chrono::seconds web_session_ttl{8 * 3600};
   std::chrono::seconds web_session_idle{3600};
+  std::filesystem::path web_root;  // the portal's static files (web-portal/), served at "/"
   std::chrono::seconds launch_token_ttl{60};
   int default_width = 1280;
   int default_height = 800;

@@ -26,9 +26,10 @@ struct Wipe {
   }
 };
 
-// The user's policy limits, tightened by the app's own limits where the app sets them (an app
-// can ask for less than the policy allows, never for more).
-nlohmann::json limits_json(const policies::EffectivePolicy& policy, const AppLimits& l) {
+}  // namespace
+
+// An app can ask for less than the policy allows, never for more.
+nlohmann::json session_limits_json(const policies::EffectivePolicy& policy, const AppLimits& l) {
   nlohmann::json j = policies::container_limits_json(policy);
   auto tighten = [&j](const char* key, auto value) {
     if (!value) return;
@@ -42,6 +43,8 @@ nlohmann::json limits_json(const policies::EffectivePolicy& policy, const AppLim
   tighten("pids_max", l.pids_max);
   return j;
 }
+
+namespace {
 
 LaunchOutcome launch_error(unsigned status, std::string message) {
   LaunchOutcome o;
@@ -214,7 +217,7 @@ asio::awaitable<LoginOutcome> BrokerService::finish_login(const std::string& typ
 std::vector<const App*> BrokerService::entitled_apps(const std::string& user,
                                                      const std::vector<std::string>& groups) const {
   // The catalog says who may see an app; the user's policy may narrow that further.
-  policies::Resolution r = policies::resolve(config_.policies, user, groups);
+  policies::Resolution r = policies::resolve(policy_set(), user, groups);
   std::vector<const App*> out;
   for (const App* a : catalog_.entitled(user, groups)) {
     if (r.policy.apps.allows(a->id)) out.push_back(a);
@@ -302,8 +305,10 @@ asio::awaitable<LaunchOutcome> BrokerService::start_new(const std::string& user,
   }
   policies::ScreenSize size = policy.clamp({width ? width : config_.default_width,
                                             height ? height : config_.default_height});
-  HostLaunchRequest req{user, app.id, app.command, limits_json(policy, app.limits), size.width,
+  HostLaunchRequest req{user, app.id, app.command, session_limits_json(policy, app.limits), size.width,
                         size.height};
+  req.idle_timeout_s = policy.idle_timeout.count();  // hostd enforces both (docs/hostd.md)
+  req.disconnect_timeout_s = policy.disconnect_timeout.count();
   auto started = co_await deps_.host_client.launch(*host, req);
   if (!started) {
     const HostCallError& e = started.error();
@@ -352,7 +357,7 @@ asio::awaitable<LaunchOutcome> BrokerService::launch(std::string user,
                                                      std::string source) {
   const App* app = catalog_.find(app_id);
   if (!app) co_return launch_error(404, "no such app");
-  policies::Resolution policy = policies::resolve(config_.policies, user, groups);
+  policies::Resolution policy = policies::resolve(policy_set(), user, groups);
   if (!is_entitled(*app, user, groups) || !policy.policy.apps.allows(app_id)) {
     audit("launch_denied", user, source, app_id);
     co_return launch_error(403, "not entitled to this app");

@@ -22,6 +22,7 @@
 #include "broker/host_registry.h"
 #include "broker/login_throttle.h"
 #include "broker/metrics.h"
+#include "broker/policy_store.h"
 #include "broker/store.h"
 #include "broker/user_directory.h"
 #include "policies/policy.h"
@@ -35,6 +36,15 @@ struct BrokerDeps {
   HostClient& host_client;
   boost::asio::thread_pool& auth_pool;
   std::function<int64_t()> wall_ms;  // milliseconds since the epoch (tests move it)
+  // Versioned policies (admin API); null = config.policies, fixed, and no policy admin API.
+  PolicyStore* policies = nullptr;
+};
+
+// What a live policy push did (policy_push.cc).
+struct PolicyPushOutcome {
+  int users = 0;   // users with live sessions
+  int pushed = 0;  // PUT /v1/users/{user}/limits calls that succeeded
+  int failed = 0;  // calls that failed (host down, refused); the next launch applies the policy
 };
 
 struct LoginOutcome {
@@ -75,6 +85,14 @@ class BrokerService {
   std::vector<const App*> entitled_apps(const std::string& user,
                                         const std::vector<std::string>& groups) const;
   const Catalog& catalog() const { return catalog_; }
+  // The policy in force: the newest version of the policy store, else config.policies.
+  const policies::PolicySet& policy_set() const;
+  PolicyStore* policy_store() { return deps_.policies; }
+  // Group names of a user from the directory, on the auth pool (NSS may block).
+  boost::asio::awaitable<Result<std::vector<std::string>>> groups_of(std::string user);
+  // Sends every user with live sessions the container limits of the policy in force, on each
+  // host running their sessions (policy_push.cc). source: who changed the policy (audit).
+  boost::asio::awaitable<PolicyPushOutcome> push_policy_limits(std::string source);
 
   // Reattaches to the user's live session of the app, or places and starts a new one; either way
   // issues a fresh launch token. width/height 0 = configured defaults.
@@ -148,6 +166,10 @@ class BrokerService {
   std::unique_ptr<boost::asio::steady_timer> poll_timer_;
   bool stopped_ = false;
 };
+
+// The limits a session of app gets: the user's policy limits, tightened by the app's own limits
+// where the app sets lower ones.
+nlohmann::json session_limits_json(const policies::EffectivePolicy& policy, const AppLimits& app);
 
 // User names the broker accepts at all (before PAM): 1-64 of [A-Za-z0-9._-@], not starting
 // with '-'. Keeps control characters and separators out of logs, paths and the PAM stack.

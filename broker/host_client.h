@@ -23,6 +23,8 @@ struct HostLaunchRequest {
   nlohmann::json limits = nlohmann::json::object();
   int width = 1280;
   int height = 800;
+  int64_t idle_timeout_s = 0;        // policy idle_timeout; 0 = never
+  int64_t disconnect_timeout_s = 0;  // policy disconnect_timeout; 0 = never
 };
 
 struct HostSession {
@@ -63,6 +65,10 @@ class HostClient {
   virtual boost::asio::awaitable<HostResult<HostSession>> logoff(const HostRecord& host,
                                                                  const std::string& session_id) = 0;
   virtual boost::asio::awaitable<HostResult<HostHealth>> health(const HostRecord& host) = 0;
+  // PUT /v1/users/{user}/limits: live change of the user's container limits; returns the limits
+  // hostd applied. 404 when the user has no container there.
+  virtual boost::asio::awaitable<HostResult<nlohmann::json>> set_user_limits(
+      const HostRecord& host, const std::string& user, const nlohmann::json& limits) = 0;
 };
 
 // Parses hostd's session JSON (launch reply or listing entry). Exposed for tests.
@@ -83,6 +89,8 @@ class UnixHostClient final : public HostClient {
   boost::asio::awaitable<HostResult<HostSession>> logoff(const HostRecord& host,
                                                          const std::string& session_id) override;
   boost::asio::awaitable<HostResult<HostHealth>> health(const HostRecord& host) override;
+  boost::asio::awaitable<HostResult<nlohmann::json>> set_user_limits(
+      const HostRecord& host, const std::string& user, const nlohmann::json& limits) override;
 
  private:
   struct Reply {

@@ -50,6 +50,14 @@ CREATE TABLE IF NOT EXISTS audit (
   source TEXT NOT NULL DEFAULT '',
   detail TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS policy_versions (
+  version INTEGER PRIMARY KEY,
+  author TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  comment TEXT NOT NULL DEFAULT '',
+  policy_json TEXT NOT NULL,
+  file_sha256 TEXT NOT NULL DEFAULT ''
+);
 )sql";
 
 constexpr const char* kSessionColumns =

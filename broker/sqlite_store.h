@@ -31,6 +31,13 @@ class SqliteStore final : public Store {
   Result<void> audit(const AuditEvent& e) override;
   Result<std::vector<AuditEvent>> recent_audit(int limit) override;
 
+  // In policy_store_sqlite.cc.
+  Result<PolicyVersion> add_policy_version(const PolicyVersion& v) override;
+  Result<std::optional<PolicyVersion>> policy_version(int64_t version) override;
+  Result<std::optional<PolicyVersion>> latest_policy_version() override;
+  Result<std::optional<PolicyVersion>> latest_file_import() override;
+  Result<std::vector<PolicyVersion>> policy_history(int limit) override;
+
  private:
   explicit SqliteStore(sqlite::Db db) : db_(std::move(db)) {}
   Result<void> migrate();

@@ -62,6 +62,17 @@ struct AuditEvent {
   std::string detail;
 };
 
+// One version of the policy in force (docs/policies.md "Versions"). Versions are never changed
+// or deleted: a rollback adds a new version with an old version's content.
+struct PolicyVersion {
+  int64_t version = 0;  // 1, 2, ... assigned by the store
+  std::string author;   // "admin:<name>", "file:<path>" or "builtin"
+  int64_t created_at = 0;
+  std::string comment;
+  std::string policy_json;  // the canonical JSON form (policies::policy_set_to_json)
+  std::string file_sha256;  // for imports of policy_file: SHA-256 of the file's bytes; else empty
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -90,6 +101,15 @@ class Store {
   virtual Result<void> audit(const AuditEvent& e) = 0;
   // Newest first.
   virtual Result<std::vector<AuditEvent>> recent_audit(int limit) = 0;
+
+  // Policy versions (policy_store_sqlite.cc). add_policy_version assigns the next number and
+  // returns the stored row; listing is newest first, without policy_json.
+  virtual Result<PolicyVersion> add_policy_version(const PolicyVersion& v) = 0;
+  virtual Result<std::optional<PolicyVersion>> policy_version(int64_t version) = 0;
+  virtual Result<std::optional<PolicyVersion>> latest_policy_version() = 0;
+  // The newest version imported from a policy file (file_sha256 set), if any.
+  virtual Result<std::optional<PolicyVersion>> latest_file_import() = 0;
+  virtual Result<std::vector<PolicyVersion>> policy_history(int limit) = 0;
 };
 
 }  // namespace appvirt::broker

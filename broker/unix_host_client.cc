@@ -95,7 +95,9 @@ asio::awaitable<HostResult<UnixHostClient::Reply>> UnixHostClient::call(
 asio::awaitable<HostResult<HostSession>> UnixHostClient::launch(const HostRecord& host,
                                                                 const HostLaunchRequest& r) {
   nlohmann::json body = {{"user", r.user},     {"app_id", r.app_id}, {"command", r.command},
-                         {"limits", r.limits}, {"width", r.width},   {"height", r.height}};
+                         {"limits", r.limits}, {"width", r.width},   {"height", r.height},
+                         {"idle_timeout_s", r.idle_timeout_s},
+                         {"disconnect_timeout_s", r.disconnect_timeout_s}};
   std::string target = "/v1/sessions";
   std::string text = body.dump();
   auto reply = co_await call(host, bhttp::verb::post, target, text, timeout_);
@@ -163,6 +165,21 @@ asio::awaitable<HostResult<HostHealth>> UnixHostClient::health(const HostRecord&
   }
   h.cgroup = string_or_empty(reply->body, "cgroup");
   co_return h;
+}
+
+asio::awaitable<HostResult<nlohmann::json>> UnixHostClient::set_user_limits(
+    const HostRecord& host, const std::string& user, const nlohmann::json& limits) {
+  // The broker's user names are [A-Za-z0-9._@-] (is_valid_user_name): nothing to escape.
+  std::string target = "/v1/users/" + user + "/limits";
+  std::string text = limits.dump();
+  auto reply = co_await call(host, bhttp::verb::put, target, text, quick_timeout_);
+  if (!reply) co_return tl::unexpected(reply.error());
+  if (reply->status != 200) co_return tl::unexpected(error_from_reply(reply->status, reply->body));
+  auto it = reply->body.find("limits");
+  if (it == reply->body.end() || !it->is_object()) {
+    co_return tl::unexpected(HostCallError{0, "limits reply: no limits object"});
+  }
+  co_return *it;
 }
 
 }  // namespace appvirt::broker

@@ -15,10 +15,16 @@ packages=(
   # run: X server for sessions, published demo apps, RDP libraries
   xvfb xauth x11-xkb-utils xkb-data xfonts-base xterm x11-apps x11-utils
   libfreerdp-server2-2 libfreerdp-shadow2-2 libfreerdp-shadow-subsystem2-2 libfreerdp-client2-2
-  openssl iproute2 procps psmisc util-linux passwd python3
+  openssl iproute2 procps psmisc util-linux passwd python3 curl
   # test: real RDP clients, screenshots
   freerdp2-x11 freerdp2-shadow-x11 imagemagick
+  # VM sessions: QEMU, and building the golden image (deploy/build-vm-image.sh)
+  qemu-system-x86 qemu-utils mmdebstrap cpio e2fsprogs
+  # test: the web portal in a headless browser (Playwright from npm drives Debian's chromium)
+  chromium nodejs
 )
+# npm: Debian's package, unless the installed nodejs brings its own (NodeSource's conflicts with it).
+command -v npm >/dev/null || packages+=(npm)
 
 stamp=/var/lib/appvirt/.deps-installed
 want=$(printf '%s\n' "${packages[@]}" | sha256sum | cut -c1-16)

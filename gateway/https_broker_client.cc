@@ -123,7 +123,6 @@ asio::awaitable<BrokerResult<HttpsBrokerClient::Reply>> HttpsBrokerClient::post(
   req.set(bhttp::field::user_agent, "appvirt-gateway");
   req.set(bhttp::field::content_type, "application/json");
   req.set(bhttp::field::authorization, "Bearer " + secret_);
-  req.set("X-Appvirt-Internal-Secret", secret_);
   req.keep_alive(false);
   req.body() = std::move(body);
   req.prepare_payload();

@@ -2,8 +2,8 @@
 // BrokerClient over HTTPS (one TLS connection per call; the calls are rare: one per connection
 // routed or logged on). The broker's certificate is pinned: only the configured PEM file (the
 // broker's self-signed certificate or its CA) is trusted, partial chains allowed, so a leaf
-// certificate can be pinned directly. The shared secret goes in `Authorization: Bearer` and in
-// `X-Appvirt-Internal-Secret`.
+// certificate can be pinned directly. The shared secret goes in `Authorization: Bearer`, the one
+// header the broker checks.
 #include <utility>  // before Boost: asio's awaitable.hpp uses std::exchange without including it
 
 #include <boost/asio.hpp>

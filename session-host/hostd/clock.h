@@ -1,5 +1,6 @@
 #pragma once
-// Wall clock seam: session timestamps (created_at, ended_at) and the ended-session retention.
+// Clock seam: session timestamps (created_at, ended_at), the ended-session retention, and the
+// monotonic clock of the idle/disconnect timeouts.
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -10,6 +11,13 @@ class Clock {
  public:
   virtual ~Clock() = default;
   virtual int64_t now_unix() const = 0;  // seconds since the epoch
+  // CLOCK_MONOTONIC in milliseconds: the clock of the endpoints' activity reports (idle and
+  // disconnect timeouts), shared by every process of the host.
+  virtual int64_t now_mono_ms() const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
 };
 
 class SystemClock : public Clock {

@@ -21,6 +21,16 @@ Result<std::optional<int>> optional_dimension(const nlohmann::json& j, const cha
   return std::optional<int>(v);
 }
 
+// Seconds, 0 (or absent/null) = none; at most a year.
+Result<int64_t> optional_timeout(const nlohmann::json& j, const char* key) {
+  if (!j.contains(key) || j[key].is_null()) return int64_t{0};
+  if (!j[key].is_number_integer() || j[key].get<int64_t>() < 0 ||
+      j[key].get<int64_t>() > 366 * 86400) {
+    return fail(std::string(key) + ": must be an integer number of seconds, 0..31622400");
+  }
+  return j[key].get<int64_t>();
+}
+
 Response error_for(const ApiError& e) {
   return http::error_response(static_cast<bhttp::status>(e.status), e.message);
 }
@@ -35,8 +45,9 @@ nlohmann::json launch_reply(const LaunchResult& r) {
 }  // namespace
 
 Result<LaunchRequest> launch_request_from_json(const nlohmann::json& j) {
-  static const std::set<std::string> known = {"user", "app_id", "command", "limits", "width",
-                                              "height"};
+  static const std::set<std::string> known = {"user",  "app_id", "command",
+                                              "limits", "width", "height",
+                                              "idle_timeout_s", "disconnect_timeout_s"};
   for (const auto& [key, v] : j.items()) {
     if (!known.count(key)) return fail(key + ": unknown field");
   }
@@ -67,6 +78,12 @@ Result<LaunchRequest> launch_request_from_json(const nlohmann::json& j) {
   if (!h) return tl::unexpected(h.error());
   r.width = *w;
   r.height = *h;
+  auto idle = optional_timeout(j, "idle_timeout_s");
+  if (!idle) return tl::unexpected(idle.error());
+  auto disconnect = optional_timeout(j, "disconnect_timeout_s");
+  if (!disconnect) return tl::unexpected(disconnect.error());
+  r.idle_timeout_s = *idle;
+  r.disconnect_timeout_s = *disconnect;
   return r;
 }
 

@@ -25,7 +25,7 @@ int print_reply(const appvirt::Result<appvirt::http::ClientResponse>& r) {
 struct LaunchArgs {
   std::string user, app_id, memory_max;
   std::optional<int> width, height, cpu_weight, cpu_max;
-  std::optional<int64_t> pids_max;
+  std::optional<int64_t> pids_max, idle_timeout, disconnect_timeout;
   std::vector<std::string> argv;
 };
 
@@ -46,6 +46,8 @@ std::optional<nlohmann::json> launch_body(const LaunchArgs& a) {
                          {"limits", limits}};
   if (a.width) body["width"] = *a.width;
   if (a.height) body["height"] = *a.height;
+  if (a.idle_timeout) body["idle_timeout_s"] = *a.idle_timeout;
+  if (a.disconnect_timeout) body["disconnect_timeout_s"] = *a.disconnect_timeout;
   return body;
 }
 
@@ -69,6 +71,10 @@ int main(int argc, char** argv) {
   launch->add_option("--pids-max", la.pids_max, "process limit of the user's container");
   launch->add_option("--cpu-weight", la.cpu_weight, "cpu weight 1..10000 (100 = default)");
   launch->add_option("--cpu-max", la.cpu_max, "cpu cap in percent of one core");
+  launch->add_option("--idle-timeout", la.idle_timeout,
+                     "seconds connected without input before the session ends (0 = never)");
+  launch->add_option("--disconnect-timeout", la.disconnect_timeout,
+                     "seconds without a connected client before the session ends (0 = never)");
   launch->add_option("argv", la.argv, "command (absolute path first)")->required();
   auto* list = app.add_subcommand("list", "list sessions");
   std::string id;

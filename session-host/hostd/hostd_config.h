@@ -33,6 +33,9 @@ struct HostdConfig {
 
   Limits default_limits;                  // applied to fields a launch leaves out
   std::chrono::milliseconds sandbox_timeout{30'000};
+  // How often a session with an idle or disconnect timeout reads its endpoint's activity
+  // report (not a file key: the timeouts' precision; tests shorten it).
+  std::chrono::milliseconds activity_poll{1000};
 
   std::filesystem::path sandbox_path;     // default: appvirt-sandbox next to the hostd binary
   std::filesystem::path rdp_path;         // default: appvirt-rdp next to the hostd binary

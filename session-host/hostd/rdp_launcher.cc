@@ -20,6 +20,7 @@ std::vector<std::string> rdp_argv(const std::filesystem::path& binary, const Rdp
   if (s.listen_tcp) argv.insert(argv.end(), {"--listen-tcp", "127.0.0.1:0"});
   argv.insert(argv.end(), {"--secret-file", s.secret_file, "--cert", s.cert, "--key", s.key,
                            "--run-as", s.run_as, "--ready-fd", "3", "--log-level", s.log_level});
+  if (!s.status_file.empty()) argv.insert(argv.end(), {"--status-file", s.status_file});
   return argv;
 }
 

@@ -28,6 +28,7 @@ struct RdpSpec {
   std::string run_as;
   std::string log_level = "info";
   std::string log_file;      // stdout/stderr of the endpoint
+  std::string status_file;   // --status-file (activity report); empty: none
   std::vector<int> cgroup_procs_fds;  // borrowed; the child joins these cgroups before exec
 };
 

@@ -43,7 +43,8 @@ nlohmann::json session_to_state(const Session& s) {
       {"state", to_string(s.state)}, {"end_reason", s.end_reason},
       {"pids", {{"app", proc_json(s.app)}, {"xvfb", proc_json(s.xvfb)}, {"rdp", proc_json(s.rdp)}}},
       {"endpoint_unix", s.endpoint_unix}, {"tcp_port", s.tcp_port},
-      {"created_at", s.created_at}, {"ended_at", s.ended_at}};
+      {"created_at", s.created_at}, {"ended_at", s.ended_at},
+      {"idle_timeout_s", s.idle_timeout_s}, {"disconnect_timeout_s", s.disconnect_timeout_s}};
   if (s.exit_status) j["exit_status"] = *s.exit_status;
   return j;
 }
@@ -76,6 +77,9 @@ Result<Session> session_from_state(const nlohmann::json& j) {
     s.tcp_port = j.value("tcp_port", 0);
     s.created_at = j.value("created_at", int64_t{0});
     s.ended_at = j.value("ended_at", int64_t{0});
+    // Absent in records of a hostd without timeouts: none.
+    s.idle_timeout_s = j.value("idle_timeout_s", int64_t{0});
+    s.disconnect_timeout_s = j.value("disconnect_timeout_s", int64_t{0});
     return s;
   } catch (const nlohmann::json::exception& e) {
     // Persisted files are ours, but a truncated or hand-edited one must not stop hostd.
@@ -96,6 +100,8 @@ nlohmann::json session_to_api(const Session& s) {
       {"created_at", format_utc(s.created_at)},
       {"ended_at", s.ended_at ? nlohmann::json(format_utc(s.ended_at)) : nlohmann::json()}};
   j["exit_status"] = s.exit_status ? nlohmann::json(*s.exit_status) : nlohmann::json();
+  j["idle_timeout_s"] = s.idle_timeout_s;
+  j["disconnect_timeout_s"] = s.disconnect_timeout_s;
   return j;
 }
 

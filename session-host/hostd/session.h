@@ -36,6 +36,8 @@ struct Session {
   int tcp_port = 0;
   int64_t created_at = 0;
   int64_t ended_at = 0;
+  int64_t idle_timeout_s = 0;        // 0 = none (endpoint_activity.h)
+  int64_t disconnect_timeout_s = 0;  // 0 = none
 
   std::string session_cgroup() const;  // appvirt/u-<user>/s-<id>
   std::string rdp_cgroup() const;      // appvirt/rdp/s-<id>

@@ -40,6 +40,7 @@ void SessionManager::adopt() {
       live->xvfb_watch = watch(s.id, s.xvfb, "xvfb");
       live->rdp_watch = watch(s.id, s.rdp, "rdp");
       c->second.sessions.insert(s.id);
+      watch_timeouts(*live);
       spdlog::info("adopt session_adopted session={} user={} display=:{}", s.id, s.user, s.display);
     } else {
       lost.push_back(live);

@@ -92,6 +92,8 @@ Session SessionManager::make_session(const LaunchRequest& req, const UserInfo& u
   s.width = req.width.value_or(config_.default_width);
   s.height = req.height.value_or(config_.default_height);
   s.created_at = deps_.clock.now_unix();
+  s.idle_timeout_s = req.idle_timeout_s;
+  s.disconnect_timeout_s = req.disconnect_timeout_s;
   return s;
 }
 
@@ -144,6 +146,7 @@ asio::awaitable<ApiResult<LaunchResult>> SessionManager::launch(LaunchRequest re
   }
   spdlog::info("session started session={} user={} app={} display=:{} app_pid={} rdp_pid={}", s.id,
                s.user, log_quote(s.app_id), s.display, s.app.pid, s.rdp.pid);
+  watch_timeouts(*live);
   co_return LaunchResult{s, secret};
 }
 
@@ -384,6 +387,7 @@ asio::awaitable<ApiResult<void>> SessionManager::start_rdp(std::shared_ptr<Live>
   spec.run_as = config_.rdp_user;
   spec.log_level = config_.rdp_log_level;
   spec.log_file = deps_.store.log_path(s.id, "rdp");
+  spec.status_file = activity_file(s);
   for (const auto& fd : *procs) spec.cgroup_procs_fds.push_back(fd.get());
   auto ep = co_await deps_.rdp.launch(spec);
   if (!ep) co_return api_error(500, "start appvirt-rdp: " + ep.error().str());

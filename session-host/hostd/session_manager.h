@@ -44,6 +44,8 @@ struct LaunchRequest {
   std::vector<std::string> command;
   Limits limits;
   std::optional<int> width, height;
+  int64_t idle_timeout_s = 0;        // 0 = none
+  int64_t disconnect_timeout_s = 0;  // 0 = none
 };
 
 struct LaunchResult {
@@ -92,6 +94,8 @@ class SessionManager {
     std::string pending_end;     // a process exited while the launch was still running
     bool display_reserved = false;
     std::unique_ptr<boost::asio::steady_timer> expiry;
+    std::unique_ptr<boost::asio::steady_timer> timeout_check;  // idle/disconnect timeouts
+    bool activity_warned = false;  // the activity report was unreadable (logged once)
   };
   struct Container {
     ContainerRecord rec;
@@ -134,6 +138,13 @@ class SessionManager {
   void destroy_container(const std::string& user);
   void on_container_exit(const std::string& user);
   void schedule_expiry(Live& live);
+
+  // Idle and disconnect timeouts (session_timeouts.cc).
+  void watch_timeouts(Live& live);
+  void stop_timeout_watch(Live& live);
+  void arm_timeout_check(Live& live, std::chrono::milliseconds after);
+  void check_timeouts(const std::string& id);
+  std::string activity_file(const Session& s) const;  // <runtime>/s/<sid>/status.json
 
   // Paths.
   std::string user_runtime(const std::string& user) const;

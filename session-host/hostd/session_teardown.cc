@@ -100,6 +100,7 @@ void SessionManager::end_session(Live& live, const std::string& reason) {
   live.app_watch.reset();
   live.xvfb_watch.reset();
   live.rdp_watch.reset();
+  stop_timeout_watch(live);
   teardown_resources(s);
   if (live.display_reserved) {
     deps_.displays.release(s.display);
@@ -215,6 +216,7 @@ void SessionManager::detach() {
     live->xvfb_watch.reset();
     live->rdp_watch.reset();
     live->expiry.reset();
+    stop_timeout_watch(*live);
   }
   for (auto& [user, c] : containers_) c.init_watch.reset();
   for (auto& [user, timer] : user_locks_) timer->cancel();

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/tls_cert.h"
 #include "common/unique_fd.h"
+#include "session-host/rdp/activity_report.h"
 #include "session-host/rdp/confinement.h"
 #include "session-host/rdp/cookie_gate.h"
 #include "session-host/rdp/listeners.h"
@@ -142,12 +143,18 @@ Result<void> serve(const RdpOptions& o) {
   if (!stop) return tl::unexpected(stop.error());
   Listening listening;
   if (auto ok = open_listeners(o, user->gid, listening); !ok) return ok;
+  std::unique_ptr<ActivityReport> activity;
+  if (!o.status_file.empty()) {
+    auto opened = ActivityReport::open(o.status_file);
+    if (!opened) return tl::unexpected(opened.error());
+    activity = std::move(*opened);
+  }
   auto config_dir = confine(o, *user, *files);
   if (!config_dir) return tl::unexpected(config_dir.error());
 
   auto x_hold = XDisplayHold::open();
   if (!x_hold) return tl::unexpected(x_hold.error());
-  auto host = ShadowHost::start({*config_dir, *secret});
+  auto host = ShadowHost::start({*config_dir, *secret, activity.get()});
   if (!host) return tl::unexpected(host.error());
   std::vector<int> fds = {listening.unix_socket.fd.get()};
   if (listening.tcp) fds.push_back(listening.tcp->fd.get());

@@ -45,6 +45,8 @@ std::optional<int> parse_options(int argc, char** argv, RdpOptions& out) {
   app.add_option("--ready-fd", out.ready_fd,
                  "fd to write {\"ready\":true,\"tcp_port\":N} to once listening")
       ->check(CLI::Range(3, 1 << 20));
+  app.add_option("--status-file", out.status_file,
+                 "file to keep the activity report in (clients, last input), for hostd");
   app.add_option("--log-level", out.log_level, "trace, debug, info, warn or error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   try {

@@ -17,6 +17,7 @@ struct RdpOptions {
   std::filesystem::path key;
   std::string run_as;
   int ready_fd = -1;
+  std::filesystem::path status_file;  // empty: no activity report
   std::string log_level = "info";
 };
 

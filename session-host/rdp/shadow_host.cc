@@ -22,6 +22,10 @@ namespace {
 // called after ours.
 pfnShadowClientConnect g_subsystem_client_connect = nullptr;
 pfnShadowClientDisconnect g_subsystem_client_disconnect = nullptr;
+pfnShadowKeyboardEvent g_subsystem_keyboard = nullptr;
+pfnShadowUnicodeKeyboardEvent g_subsystem_unicode_keyboard = nullptr;
+pfnShadowMouseEvent g_subsystem_mouse = nullptr;
+pfnShadowExtendedMouseEvent g_subsystem_extended_mouse = nullptr;
 
 ShadowHost* host_of(rdpShadowServer* server) { return static_cast<ShadowHost*>(server->ext); }
 
@@ -72,12 +76,44 @@ struct ShadowCallbacks {
     spdlog::info("rdp-client-connected peer={} width={} height={} bpp={}",
                  log_quote(client->context.peer->hostname), s->DesktopWidth, s->DesktopHeight,
                  s->ColorDepth);
-    return g_subsystem_client_connect ? g_subsystem_client_connect(subsystem, client) : TRUE;
+    BOOL ok = g_subsystem_client_connect ? g_subsystem_client_connect(subsystem, client) : TRUE;
+    if (ok) {
+      if (ActivityReport* a = activity(subsystem)) a->client_connected(client);
+    }
+    return ok;
   }
 
   static void client_disconnect(rdpShadowSubsystem* subsystem, rdpShadowClient* client) {
     spdlog::info("rdp-client-disconnected peer={}", log_quote(client->context.peer->hostname));
+    if (ActivityReport* a = activity(subsystem)) a->client_disconnected(client);
     if (g_subsystem_client_disconnect) g_subsystem_client_disconnect(subsystem, client);
+  }
+
+  // Input hooks: record the activity (the idle timeout), then do what the subsystem does.
+  // Synchronize events (lock key states, sent on connect and focus) are not user input.
+  static ActivityReport* activity(rdpShadowSubsystem* subsystem) {
+    return host_of(subsystem->server)->config_.activity;
+  }
+  static void note_input(rdpShadowSubsystem* subsystem) {
+    if (ActivityReport* a = activity(subsystem)) a->input();
+  }
+  static BOOL keyboard(rdpShadowSubsystem* ss, rdpShadowClient* c, UINT16 flags, UINT16 code) {
+    note_input(ss);
+    return g_subsystem_keyboard ? g_subsystem_keyboard(ss, c, flags, code) : TRUE;
+  }
+  static BOOL unicode_keyboard(rdpShadowSubsystem* ss, rdpShadowClient* c, UINT16 flags,
+                               UINT16 code) {
+    note_input(ss);
+    return g_subsystem_unicode_keyboard ? g_subsystem_unicode_keyboard(ss, c, flags, code) : TRUE;
+  }
+  static BOOL mouse(rdpShadowSubsystem* ss, rdpShadowClient* c, UINT16 flags, UINT16 x, UINT16 y) {
+    note_input(ss);
+    return g_subsystem_mouse ? g_subsystem_mouse(ss, c, flags, x, y) : TRUE;
+  }
+  static BOOL extended_mouse(rdpShadowSubsystem* ss, rdpShadowClient* c, UINT16 flags, UINT16 x,
+                             UINT16 y) {
+    note_input(ss);
+    return g_subsystem_extended_mouse ? g_subsystem_extended_mouse(ss, c, flags, x, y) : TRUE;
   }
 
   // Only called when server->authentication is on; the session secret is the authentication,
@@ -134,6 +170,14 @@ void ShadowHost::install_hooks() {
   subsystem->ClientConnect = &ShadowCallbacks::client_connect;
   subsystem->ClientDisconnect = &ShadowCallbacks::client_disconnect;
   subsystem->Authenticate = &ShadowCallbacks::authenticate;
+  g_subsystem_keyboard = subsystem->KeyboardEvent;
+  g_subsystem_unicode_keyboard = subsystem->UnicodeKeyboardEvent;
+  g_subsystem_mouse = subsystem->MouseEvent;
+  g_subsystem_extended_mouse = subsystem->ExtendedMouseEvent;
+  subsystem->KeyboardEvent = &ShadowCallbacks::keyboard;
+  subsystem->UnicodeKeyboardEvent = &ShadowCallbacks::unicode_keyboard;
+  subsystem->MouseEvent = &ShadowCallbacks::mouse;
+  subsystem->ExtendedMouseEvent = &ShadowCallbacks::extended_mouse;
 }
 
 void ShadowHost::hand_off(UniqueFd fd, const PeerAddress& peer) {

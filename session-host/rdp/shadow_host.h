@@ -16,6 +16,7 @@
 
 #include "common/result.h"
 #include "common/unique_fd.h"
+#include "session-host/rdp/activity_report.h"
 #include "session-host/rdp/cookie_gate.h"
 
 struct rdp_shadow_server;
@@ -27,6 +28,7 @@ class ShadowHost {
   struct Config {
     std::string config_dir;  // holds shadow/shadow.crt and shadow/shadow.key
     std::string secret;      // re-checked against the routing token when a client connects
+    ActivityReport* activity = nullptr;  // borrowed; told of connects, disconnects and input
   };
 
   // shadow_server_new/init (opens the X display from DISPLAY/XAUTHORITY) and start.

@@ -3,7 +3,11 @@
 // directory and host.
 #include <gtest/gtest.h>
 
+#include <boost/algorithm/string/case_conv.hpp>
 #include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
 
 #include "broker/api.h"
 #include "broker/sqlite_store.h"
@@ -440,6 +444,7 @@ pids_max = 100
 [users.alice]
 max_sessions = 1
 apps = ["xterm"]
+idle_timeout = "30m"
 [users.bob]
 isolation = "vm"
 )", "policies.toml");
@@ -460,6 +465,8 @@ isolation = "vm"
   EXPECT_NE(first.body().find("desktopwidth:i:1024\r\n"), std::string::npos);
   EXPECT_EQ(host_.last_launch.limits["memory_max"], 1ull << 30);
   EXPECT_EQ(host_.last_launch.limits["pids_max"], 100);
+  EXPECT_EQ(host_.last_launch.idle_timeout_s, 1800) << "the policy's timeouts go to hostd";
+  EXPECT_EQ(host_.last_launch.disconnect_timeout_s, 3600) << "built-in default 1h";
   EXPECT_EQ(launch(alice, "xterm").result_int(), 200u) << "reattaching is not a new session";
   Login bob = login("bob", "bob-pw");
   auto vm = launch(bob, "calc");
@@ -496,6 +503,154 @@ TEST_F(ApiTest, DirectoryFailureOfAuthIs503AndDoesNotLockOut) {
   for (int i = 0; i < 5; ++i) EXPECT_EQ(login_raw("alice", "x").result_int(), 503u);
   auth_.broken = false;
   EXPECT_EQ(login_raw("alice", "alice-pw").result_int(), 200u);
+}
+
+
+// ---- issue 3 audit: behaviours the issue names, each checked where it can fail ----
+
+TEST_F(ApiTest, LockoutPerSourceAddressAnswers429WithRetryAfter) {
+  config_.lockout.max_failures_per_address = 4;
+  start_service();
+  // Four different (unknown) names from one address: no single user reaches its limit of 3.
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(login_raw("guess" + std::to_string(i), "x").result_int(), 401u);
+  }
+  int calls = auth_.calls;
+  auto locked = login_raw("bob", "bob-pw");
+  EXPECT_EQ(locked.result_int(), 429u) << locked.body();
+  EXPECT_EQ(locked[bhttp::field::retry_after], std::to_string(config_.lockout.lockout.count()));
+  EXPECT_EQ(auth_.calls, calls) << "a locked address does not reach PAM";
+  // Another address is not locked.
+  http::Router other = api_->router_for("10.9.9.9");
+  auto ok = testing::send(io_, other, Call{bhttp::verb::post, "/api/v1/login",
+                                           R"({"username":"bob","password":"bob-pw"})", {}});
+  EXPECT_EQ(ok.result_int(), 200u) << ok.body();
+}
+
+// The documented routes and methods (docs/openapi.yaml), read line by line: "  /path:" then
+// "    method:".
+std::vector<std::pair<std::string, std::string>> openapi_operations() {
+  std::ifstream in(APPVIRT_SOURCE_DIR "/docs/openapi.yaml");
+  std::vector<std::pair<std::string, std::string>> ops;
+  std::string line, path;
+  bool in_paths = false;
+  static const std::regex path_re(R"(^  (/[^:\s]*):\s*$)");
+  static const std::regex method_re(R"(^    (get|put|post|delete|patch):)");
+  std::smatch m;
+  while (std::getline(in, line)) {
+    if (line == "paths:") { in_paths = true; continue; }
+    if (!in_paths) continue;
+    if (!line.empty() && line[0] != ' ') break;  // the next top-level key
+    if (std::regex_search(line, m, path_re)) path = m[1];
+    else if (!path.empty() && std::regex_search(line, m, method_re)) ops.emplace_back(m[1], path);
+  }
+  return ops;
+}
+
+// A concrete target for a pattern: "{id}" → "p1".
+std::string concrete(const std::string& pattern) {
+  return std::regex_replace(pattern, std::regex(R"(\{[^}]+\})"), "p1");
+}
+
+bhttp::verb verb_of(const std::string& method) {
+  return bhttp::string_to_verb(boost::algorithm::to_upper_copy(method));
+}
+
+TEST_F(ApiTest, OpenApiDescribesEveryRouteAndNothingElse) {
+  auto ops = openapi_operations();
+  ASSERT_GE(ops.size(), 17u) << "docs/openapi.yaml not found or not parsed";
+  std::set<std::pair<std::string, std::string>> documented(ops.begin(), ops.end());
+  for (const auto& [method, path] : ops) {
+    auto m = router_.match(verb_of(method), concrete(path));
+    EXPECT_NE(m.handler, nullptr) << "documented but not served: " << method << " " << path;
+  }
+  // The other direction: every API route the broker registers (add(r, V::<method>, "<path>", ...)
+  // in broker/*.cc) is documented.
+  static const std::regex add_re(R"re(add\(r,\s*V::(\w+),\s*"(/[^"]*)")re");
+  int seen = 0;
+  for (const auto& e : fs::directory_iterator(APPVIRT_SOURCE_DIR "/broker")) {
+    if (e.path().extension() != ".cc") continue;
+    std::ifstream in(e.path());
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    for (std::sregex_iterator it(text.begin(), text.end(), add_re), end; it != end; ++it) {
+      std::string method = (*it)[1] == "delete_" ? "delete" : std::string((*it)[1]);
+      ++seen;
+      EXPECT_TRUE(documented.count({method, (*it)[2]}))
+          << method << " " << (*it)[2] << " is served but not in docs/openapi.yaml";
+    }
+  }
+  EXPECT_GE(seen, 17);
+}
+
+TEST_F(ApiTest, EveryStateChangingPortalAndAdminRouteNeedsCsrf) {
+  Login ada = login("ada", "ada-pw");  // an admin, so only the CSRF check can refuse
+  Login alice = login("alice", "alice-pw");
+  std::string id(launch(alice, "calc")["X-Appvirt-Session-Id"]);
+  int checked = 0;
+  for (const auto& [method, path] : openapi_operations()) {
+    if (method == "get" || path.rfind("/api/v1/", 0) != 0 || path == "/api/v1/login") continue;
+    std::string target = std::regex_replace(path, std::regex(R"(\{id\})"), id);
+    target = concrete(target);
+    for (bool wrong : {false, true}) {
+      auto h = auth_headers(ada, wrong);
+      if (wrong) h["X-CSRF-Token"] = alice.csrf;  // another session's token
+      auto res = call(verb_of(method), target, "{}", h);
+      EXPECT_EQ(res.result_int(), 403u) << method << " " << target << (wrong ? " (wrong token)" : " (none)")
+                                        << ": " << res.body();
+    }
+    ++checked;
+  }
+  EXPECT_GE(checked, 4) << "logout, launch, logoff, admin logoff at least";
+  EXPECT_EQ(host_.launches, 1);
+  EXPECT_EQ(host_.logoffs, 0) << "nothing was logged off without a CSRF token";
+  EXPECT_EQ(call(bhttp::verb::get, "/api/v1/me", "", auth_headers(ada, false)).result_int(), 200u)
+      << "still signed in: logout without CSRF did nothing";
+}
+
+TEST_F(ApiTest, SilentHostGetsNoNewSessions) {
+  config_.hosts[0].capacity = 1;
+  start_service();
+  Login alice = login("alice", "alice-pw");
+  ASSERT_EQ(launch(alice, "calc").result_int(), 200u);  // fills "local"
+  auto reg = call(bhttp::verb::post, "/internal/v1/hosts/register",
+                  R"({"name":"n2","socket":"/run/n2.sock","capacity":5})",
+                  {{"Authorization", "Bearer " + kHostSecret}});
+  ASSERT_EQ(reg.result_int(), 200u) << reg.body();
+  auto report = [&] {
+    return call(bhttp::verb::post, "/internal/v1/hosts/n2/load", R"({"sessions":0})",
+                {{"Authorization", "Bearer " + kHostSecret}}).result_int();
+  };
+  ASSERT_EQ(report(), 200u);
+  Login bob = login("bob", "bob-pw");
+  auto on_n2 = launch(bob, "calc");
+  ASSERT_EQ(on_n2.result_int(), 200u) << on_n2.body();
+  EXPECT_EQ((*store_->get_session(std::string(on_n2["X-Appvirt-Session-Id"])))->host, "n2");
+  // n2 stops reporting: it is down and gets nothing; "local" is full, so there is no capacity.
+  svc_->hosts().expire(std::chrono::steady_clock::now() + config_.host_report_timeout + std::chrono::seconds(1));
+  ASSERT_FALSE(svc_->hosts().find("n2")->up);
+  Login ada = login("ada", "ada-pw");
+  EXPECT_EQ(launch(ada, "calc").result_int(), 503u);
+  EXPECT_EQ(host_.launches, 2);
+  // It reports again: back in the pool.
+  ASSERT_EQ(report(), 200u);
+  auto back = launch(ada, "calc");
+  ASSERT_EQ(back.result_int(), 200u) << back.body();
+  EXPECT_EQ((*store_->get_session(std::string(back["X-Appvirt-Session-Id"])))->host, "n2");
+}
+
+TEST_F(ApiTest, InternalSecretsAreNotInterchangeable) {
+  auto as = [&](const std::string& secret, const std::string& target, const std::string& body) {
+    return call(bhttp::verb::post, target, body, {{"Authorization", "Bearer " + secret}}).result_int();
+  };
+  EXPECT_EQ(as(kHostSecret, "/internal/v1/logon",
+               R"({"username":"alice","password":"alice-pw","client_address":"192.0.2.1"})"), 401u);
+  EXPECT_EQ(as(kGatewaySecret, "/internal/v1/hosts/register", R"({"name":"n3","capacity":1})"), 401u);
+  EXPECT_EQ(as(kGatewaySecret, "/internal/v1/hosts/local/load", R"({"sessions":0})"), 401u);
+  EXPECT_EQ(auth_.calls, 0) << "PAM is not reached with the wrong secret";
+  // And a browser session is no credential for the internal API.
+  Login alice = login("alice", "alice-pw");
+  auto h = auth_headers(alice);
+  EXPECT_EQ(call(bhttp::verb::post, "/internal/v1/tokens/redeem", R"({"token":"x"})", h).result_int(), 401u);
 }
 
 }  // namespace

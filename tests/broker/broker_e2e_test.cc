@@ -45,39 +45,6 @@ bool eventually(Pred pred, std::chrono::milliseconds timeout = 15s) {
   return true;
 }
 
-std::vector<pid_t> pids_of_uid(uid_t uid) {
-  std::vector<pid_t> out;
-  for (const auto& e : fs::directory_iterator("/proc")) {
-    std::string name = e.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    struct stat st {};
-    if (::stat(e.path().c_str(), &st) == 0 && st.st_uid == uid) out.push_back(std::stoi(name));
-  }
-  return out;
-}
-
-// As a subreaper the test inherits what a stopped hostd leaves; reap those zombies.
-void reap_orphans() {
-  while (::waitpid(-1, nullptr, WNOHANG) > 0) {
-  }
-}
-
-void remove_cgroup(const std::string& path) {
-  std::vector<fs::path> roots = {"/sys/fs/cgroup"};
-  for (const auto& e : fs::directory_iterator("/sys/fs/cgroup")) roots.push_back(e.path());
-  for (const auto& root : roots) {
-    fs::path d = root / path;
-    if (!fs::exists(d)) continue;
-    std::vector<std::string> tree;
-    for (const auto& e : fs::recursive_directory_iterator(d)) {
-      if (e.is_directory()) tree.push_back(e.path());
-    }
-    std::sort(tree.rbegin(), tree.rend());
-    for (const auto& t : tree) ::rmdir(t.c_str());
-    ::rmdir(d.c_str());
-  }
-}
-
 struct Session {
   std::string cookie;
   std::string csrf;
@@ -301,6 +268,12 @@ class BrokerE2eTest : public ::testing::Test {
 };
 
 TEST_F(BrokerE2eTest, LoginLaunchRedeemReattachAndLogoff) {
+  Reply signed_in = login_raw(*alice_, alice_->password());
+  ASSERT_EQ(signed_in.status, 200u) << signed_in.body;
+  for (const char* attr : {"; HttpOnly", "; Secure", "; SameSite=Strict", "; Path=/"}) {
+    EXPECT_NE(signed_in.header("set-cookie").find(attr), std::string::npos)
+        << attr << " missing in " << signed_in.header("set-cookie");
+  }
   Session alice = login(*alice_);
   ASSERT_FALSE(alice.cookie.empty());
   Reply apps = must(https(port_, "GET", "/api/v1/apps", "", as(alice, false)));
@@ -409,6 +382,10 @@ TEST_F(BrokerE2eTest, LoginLaunchRedeemReattachAndLogoff) {
   EXPECT_EQ(log.find(alice_->password()), std::string::npos) << "a password reached the log";
   EXPECT_EQ(log.find(token), std::string::npos) << "a launch token reached the log";
   EXPECT_EQ(log.find(r["secret"].get<std::string>()), std::string::npos) << "a session secret reached the log";
+  EXPECT_EQ(log.find(alice.cookie), std::string::npos) << "a session cookie reached the log";
+  EXPECT_EQ(log.find(alice.csrf), std::string::npos) << "a CSRF token reached the log";
+  EXPECT_EQ(log.find(token2), std::string::npos) << "a launch token reached the log";
+  EXPECT_NE(log.find("event=launch"), std::string::npos) << "the log does record launches";
 }
 
 TEST_F(BrokerE2eTest, WrongPasswordLockoutAndEntitlement) {
@@ -428,7 +405,12 @@ TEST_F(BrokerE2eTest, WrongPasswordLockoutAndEntitlement) {
   EXPECT_EQ(launch(bob, "no-such-app").status, 404u);
   Reply apps = must(https(port_, "GET", "/api/v1/apps", "", as(bob, false)));
   EXPECT_EQ(nlohmann::json::parse(apps.body)["apps"].size(), 1u) << apps.body;
-  EXPECT_NE(broker_log().find("event=lockout user=" + alice_->name()), std::string::npos);
+  std::string log = broker_log();
+  EXPECT_NE(log.find("event=lockout user=" + alice_->name()), std::string::npos);
+  for (const char* pw : {"not-the-password", "still-wrong", "wrong-again"}) {
+    EXPECT_EQ(log.find(pw), std::string::npos) << "a (wrong) password reached the log: " << pw;
+  }
+  EXPECT_EQ(log.find(alice_->password()), std::string::npos) << "a password reached the log";
 }
 
 TEST_F(BrokerE2eTest, RequestHardening) {
@@ -452,6 +434,14 @@ TEST_F(BrokerE2eTest, RequestHardening) {
   EXPECT_LT(slow->closed_after, 5s);
   EXPECT_GE(slow->closed_after, 1s);
   EXPECT_NE(slow->received.find(" 408 "), std::string::npos) << slow->received;
+  // A slow body (headers complete, half the announced body, then nothing): body_timeout_ms.
+  auto slow_body = raw_tls(port_, "POST /api/v1/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                  "Content-Length: 100\r\n\r\n{\"username\":", 10s);
+  ASSERT_TRUE(slow_body);
+  EXPECT_TRUE(slow_body->closed) << "still open after 10 s";
+  EXPECT_LT(slow_body->closed_after, 5s);
+  EXPECT_GE(slow_body->closed_after, 1s);
+  EXPECT_NE(slow_body->received.find(" 408 "), std::string::npos) << slow_body->received;
   // A client that never starts TLS is dropped after handshake_timeout_ms.
   auto silent = silent_tcp(port_, 10s);
   ASSERT_TRUE(silent);
@@ -506,6 +496,37 @@ TEST_F(BrokerE2eTest, RestartKeepsTheSessionDirectory) {
   EXPECT_EQ(again.header("x-appvirt-session-id"), id);
   EXPECT_EQ(again.header("x-appvirt-reused"), "true");
   EXPECT_EQ(redeem(token_of(again)).status, 200u);
+}
+
+TEST_F(BrokerE2eTest, SessionEndedOnHostWhileBrokerWasDownShowsEndedAfterRestart) {
+  Session bob = login(*bob_);
+  Reply first = launch(bob, "pattern-all");
+  ASSERT_EQ(first.status, 200u) << first.body << broker_log();
+  std::string id = first.header("x-appvirt-session-id");
+  ASSERT_EQ(hostd_state(id), "running");
+  stop_broker();
+  // Behind the broker's back: the session is logged off on hostd directly.
+  auto off = http::unix_request(sock_, http::bhttp::verb::delete_, "/v1/sessions/" + id, "", 30s);
+  ASSERT_TRUE(off && off->status == 200) << (off ? off->body : off.error().str());
+  ASSERT_TRUE(eventually([&] { return hostd_state(id) == "ended"; }));
+  start_broker();  // reconciles with hostd at start
+  bob = login(*bob_);
+  auto state_in_broker = [&] {
+    Reply r = must(https(port_, "GET", "/api/v1/sessions?include_ended=true", "", as(bob, false)));
+    nlohmann::json j = nlohmann::json::parse(r.body, nullptr, false);
+    if (!j.is_object()) return std::string("?");
+    for (const auto& s : j["sessions"]) {
+      if (s["session_id"] == id) return s.value("state", std::string("?"));
+    }
+    return std::string("missing");
+  };
+  EXPECT_TRUE(eventually([&] { return state_in_broker() == "ended"; }, 10s)) << state_in_broker();
+  Reply live = must(https(port_, "GET", "/api/v1/sessions", "", as(bob, false)));
+  EXPECT_EQ(nlohmann::json::parse(live.body)["sessions"].size(), 0u) << live.body;
+  Reply again = launch(bob, "pattern-all");
+  ASSERT_EQ(again.status, 200u) << again.body;
+  EXPECT_NE(again.header("x-appvirt-session-id"), id) << "an ended session is not reattached";
+  EXPECT_EQ(again.header("x-appvirt-reused"), "false");
 }
 
 TEST_F(BrokerE2eTest, GatewayLogonAndHostRegistration) {

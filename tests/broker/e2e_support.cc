@@ -5,11 +5,14 @@
 #include <poll.h>
 #include <pwd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
+#include <algorithm>
 #include <boost/beast/http.hpp>
 #include <cstdlib>
 #include <filesystem>
@@ -26,6 +29,40 @@ namespace ssl = boost::asio::ssl;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
+
+std::vector<pid_t> pids_of_uid(uid_t uid) {
+  std::vector<pid_t> out;
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    std::string name = e.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    struct stat st {};
+    if (::stat(e.path().c_str(), &st) == 0 && st.st_uid == uid) out.push_back(std::stoi(name));
+  }
+  return out;
+}
+
+void reap_orphans() {
+  while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+  }
+}
+
+void remove_cgroup(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> roots = {"/sys/fs/cgroup"};
+  for (const auto& e : fs::directory_iterator("/sys/fs/cgroup")) roots.push_back(e.path());
+  for (const auto& root : roots) {
+    fs::path d = root / path;
+    std::error_code ec;
+    if (!fs::exists(d, ec)) continue;
+    std::vector<std::string> tree;
+    for (const auto& e : fs::recursive_directory_iterator(d, ec)) {
+      if (e.is_directory()) tree.push_back(e.path());
+    }
+    std::sort(tree.rbegin(), tree.rend());
+    for (const auto& t : tree) ::rmdir(t.c_str());
+    ::rmdir(d.c_str());
+  }
+}
 
 std::string random_suffix() {
   std::random_device rd;

@@ -94,6 +94,14 @@ class TempPamService {
 
 std::string random_suffix();
 
+// Cleanup after real hostd sessions (shared with tests/e2e).
+// Processes owned by uid, from /proc.
+std::vector<pid_t> pids_of_uid(uid_t uid);
+// As a subreaper a test inherits what a stopped hostd leaves; reap those zombies.
+void reap_orphans();
+// Removes a cgroup directory (and its children) relative to every mounted hierarchy.
+void remove_cgroup(const std::string& path);
+
 // Listens on 127.0.0.1:port as a stand-in gateway and returns the cookie line of the first
 // X.224 Connection Request a client sends (what a real RDP client made of the .rdp file).
 class X224Catcher {

@@ -42,9 +42,11 @@ class FakeAuthenticator : public Authenticator {
 class FakeUserDirectory : public UserDirectory {
  public:
   std::map<std::string, std::vector<std::string>> groups;
+  bool only_known = false;  // users not in `groups` do not exist (as NSS would say)
   Result<std::vector<std::string>> groups_of(const std::string& user) override {
     std::lock_guard lock(mu_);
     auto it = groups.find(user);
+    if (it == groups.end() && only_known) return fail("getpwnam_r(" + user + "): no such user");
     if (it == groups.end()) return std::vector<std::string>{user};
     return it->second;
   }
@@ -123,6 +125,18 @@ class FakeHostClient : public HostClient {
     int live = 0;
     for (const auto& [id, s] : sessions) live += s.state != "ended";
     co_return HostHealth{live, "v2"};
+  }
+  // Live limit changes, in order: (user, limits). A user without a running session has no
+  // container: 404, as on hostd.
+  std::vector<std::pair<std::string, nlohmann::json>> limit_pushes;
+  boost::asio::awaitable<HostResult<nlohmann::json>> set_user_limits(
+      const HostRecord&, const std::string& user, const nlohmann::json& limits) override {
+    if (unreachable) co_return down<nlohmann::json>();
+    bool has_container = false;
+    for (const auto& [id, s] : sessions) has_container |= s.user == user && s.state != "ended";
+    if (!has_container) co_return tl::unexpected(HostCallError{404, "no container"});
+    limit_pushes.emplace_back(user, limits);
+    co_return limits;
   }
 };
 

@@ -76,6 +76,8 @@ class HostClientTest : public ::testing::Test {
 
 TEST_F(HostClientTest, LaunchSendsTheContractAndParsesTheReply) {
   HostLaunchRequest req{"alice", "xterm", {"/usr/bin/xterm", "-e", "top"}, {{"pids_max", 64}}, 1024, 768};
+  req.idle_timeout_s = 900;
+  req.disconnect_timeout_s = 3600;
   auto r = testing::run_coro(io_, client_.launch(host_, req));
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->session_id, "abc");
@@ -85,7 +87,8 @@ TEST_F(HostClientTest, LaunchSendsTheContractAndParsesTheReply) {
   EXPECT_EQ(r->user, "alice") << "filled from the request when the reply has none";
   EXPECT_EQ(last_body_, (nlohmann::json{{"user", "alice"}, {"app_id", "xterm"},
                                         {"command", {"/usr/bin/xterm", "-e", "top"}},
-                                        {"limits", {{"pids_max", 64}}}, {"width", 1024}, {"height", 768}}));
+                                        {"limits", {{"pids_max", 64}}}, {"width", 1024}, {"height", 768},
+                                        {"idle_timeout_s", 900}, {"disconnect_timeout_s", 3600}}));
 }
 
 TEST_F(HostClientTest, ListGetLogoffHealth) {

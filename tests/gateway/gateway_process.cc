@@ -24,15 +24,19 @@ std::string read_text_file(const std::string& path) {
   return ss.str();
 }
 
-std::string write_gateway_config(const std::string& dir, const FakeBroker& broker,
-                                 const std::string& extra_toml) {
+BrokerLink link_to(const FakeBroker& broker) {
+  return BrokerLink{broker.port(), broker.cert_file(), broker.secret_file()};
+}
+
+std::string write_gateway_config(const std::string& dir, const BrokerLink& broker,
+                                 const std::string& extra_toml, uint16_t listen_port) {
   std::string path = dir + "/gateway.toml";
   std::ofstream out(path);
   out << "log_level = \"debug\"\n"
-      << "[listen]\naddress = \"127.0.0.1\"\nport = 0\n"
-      << "[broker]\nurl = \"https://127.0.0.1:" << broker.port() << "\"\n"
-      << "ca_file = \"" << broker.cert_file() << "\"\n"
-      << "secret_file = \"" << broker.secret_file() << "\"\n"
+      << "[listen]\naddress = \"127.0.0.1\"\nport = " << listen_port << "\n"
+      << "[broker]\nurl = \"https://127.0.0.1:" << broker.port << "\"\n"
+      << "ca_file = \"" << broker.cert_file << "\"\n"
+      << "secret_file = \"" << broker.secret_file << "\"\n"
       << "timeout_ms = 3000\nlogon_timeout_ms = 5000\n"
       << "[logon]\ncert_file = \"" << dir << "/logon.crt\"\nkey_file = \"" << dir
       << "/logon.key\"\ncert_common_name = \"127.0.0.1\"\ntimeout_ms = 30000\n"
@@ -43,8 +47,15 @@ std::string write_gateway_config(const std::string& dir, const FakeBroker& broke
 Result<GatewayProcess> GatewayProcess::start(const std::string& binary, const std::string& dir,
                                              const FakeBroker& broker,
                                              const std::string& extra_toml) {
+  return start(binary, dir, link_to(broker), extra_toml, 0);
+}
+
+Result<GatewayProcess> GatewayProcess::start(const std::string& binary, const std::string& dir,
+                                             const BrokerLink& broker,
+                                             const std::string& extra_toml,
+                                             uint16_t listen_port) {
   GatewayProcess g;
-  g.config_file_ = write_gateway_config(dir, broker, extra_toml);
+  g.config_file_ = write_gateway_config(dir, broker, extra_toml, listen_port);
   g.log_file_ = dir + "/gateway.log";
   std::string out_file = dir + "/gateway.out";
   SpawnOptions o;
@@ -140,6 +151,51 @@ std::vector<uint8_t> connection_request(const std::optional<std::string>& cookie
     req.negotiation->correlation_info = info;
   }
   return *x224::serialize(req);
+}
+
+HostileClients::~HostileClients() {
+  stop_slow_ = true;
+  if (slowloris_.joinable()) slowloris_.join();
+}
+
+Result<void> HostileClients::open(uint16_t port, const std::vector<uint8_t>& valid_pdu) {
+  if (valid_pdu.size() < 12) return fail("HostileClients: the valid request is too short");
+  opened_at_ = Clock::now();
+  garbage_ = connect_loopback(port);
+  oversized_ = connect_loopback(port);
+  cut_ = connect_loopback(port);
+  truncated_ = connect_loopback(port);
+  slow_ = connect_loopback(port);
+  if (!garbage_ || !oversized_ || !cut_ || !truncated_ || !slow_) return fail_errno("connect");
+  if (!send_all(garbage_.get(), {'G', 'E', 'T', ' ', '/', ' ', 'H', 'T', 'T', 'P'}) ||
+      !send_all(oversized_.get(), {0x03, 0x00, 0x20, 0x00}) ||  // 8 KiB announced
+      !send_all(cut_.get(), {valid_pdu.begin(), valid_pdu.begin() + 9}) ||
+      !send_all(truncated_.get(), {valid_pdu.begin(), valid_pdu.end() - 5})) {
+    return fail_errno("send");
+  }
+  ::shutdown(cut_.get(), SHUT_WR);
+  slowloris_ = std::thread([this, fd = slow_.get(), pdu = valid_pdu] {
+    for (uint8_t b : pdu) {
+      if (stop_slow_ || ::send(fd, &b, 1, MSG_NOSIGNAL) != 1) return;
+      for (int i = 0; i < 10 && !stop_slow_; ++i) std::this_thread::sleep_for(100ms);
+    }
+  });
+  return {};
+}
+
+std::array<std::optional<std::chrono::milliseconds>, 3> HostileClients::wait_refused(
+    std::chrono::milliseconds within) {
+  return {time_to_close(garbage_.get(), within), time_to_close(oversized_.get(), within),
+          time_to_close(cut_.get(), within)};
+}
+
+std::array<std::optional<std::chrono::milliseconds>, 2> HostileClients::wait_timed_out(
+    std::chrono::milliseconds within) {
+  std::array<std::optional<std::chrono::milliseconds>, 2> out = {
+      time_to_close(truncated_.get(), within), time_to_close(slow_.get(), within)};
+  stop_slow_ = true;
+  if (slowloris_.joinable()) slowloris_.join();
+  return out;
 }
 
 }  // namespace appvirt::testing

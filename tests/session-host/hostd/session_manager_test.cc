@@ -15,6 +15,7 @@
 #include "common/http_client.h"
 
 #include "session-host/hostd/control_api.h"
+#include "session-host/hostd/endpoint_activity.h"
 #include "tests/session-host/hostd/fakes.h"
 
 namespace appvirt::hostd {
@@ -593,6 +594,169 @@ TEST_F(ControlApiTest, ErrorsMapToStatusCodes) {
   EXPECT_EQ(call(verb::put, "/v1/users/alice/limits", R"({"pids_max":"many"})").status, 400u);
   std::string huge(2 * 1024 * 1024, 'x');
   EXPECT_EQ(call(verb::post, "/v1/sessions", huge).status, 413u);
+}
+
+// Idle and disconnect timeouts: the test plays appvirt-rdp and writes the activity report.
+class SessionTimeoutsTest : public SessionManagerTest {
+ protected:
+  void SetUp() override {
+    SessionManagerTest::SetUp();
+    config_.activity_poll = 50ms;
+    make_manager();
+  }
+  LaunchRequest timed(int64_t idle_s, int64_t disconnect_s) {
+    LaunchRequest r = req("alice");
+    r.idle_timeout_s = idle_s;
+    r.disconnect_timeout_s = disconnect_s;
+    return r;
+  }
+  // clients, and how many ms ago they changed / the last input came (-1: no input yet).
+  void report(const Session& s, int clients, int64_t since_ago, int64_t input_ago) {
+    int64_t now = clock_.now_mono_ms();
+    std::string path = config_.runtime_dir.string() + "/s/" + s.id + "/status.json";
+    std::ofstream(path + ".tmp") << nlohmann::json{
+        {"clients", clients}, {"since_ms", now - since_ago},
+        {"last_input_ms", input_ago < 0 ? 0 : now - input_ago}}.dump();
+    fs::rename(path + ".tmp", path);
+  }
+  bool still_running(const std::string& id, std::chrono::milliseconds for_how_long) {
+    run_for(for_how_long);
+    return session(id).state == SessionState::running;
+  }
+};
+
+TEST_F(SessionTimeoutsTest, EndpointIsToldWhereToReport) {
+  auto r = launch(timed(0, 0));
+  ASSERT_TRUE(r);
+  ASSERT_EQ(rdp_.launches.size(), 1u);
+  EXPECT_EQ(rdp_.launches[0].status_file,
+            config_.runtime_dir.string() + "/s/" + r->session.id + "/status.json");
+  auto argv = rdp_argv("/x/appvirt-rdp", rdp_.launches[0]);
+  auto it = std::find(argv.begin(), argv.end(), "--status-file");
+  ASSERT_NE(it, argv.end());
+  EXPECT_EQ(*std::next(it), rdp_.launches[0].status_file);
+}
+
+TEST_F(SessionTimeoutsTest, DisconnectTimeoutEndsASessionWithoutClient) {
+  auto r = launch(timed(0, 2));
+  ASSERT_TRUE(r);
+  Session s = r->session;
+  EXPECT_EQ(s.disconnect_timeout_s, 2);
+  report(s, 0, 500, -1);
+  EXPECT_TRUE(still_running(s.id, 400ms));
+  report(s, 1, 5000, -1);  // a client connected long ago and never typed: no idle timeout set
+  EXPECT_TRUE(still_running(s.id, 300ms));
+  report(s, 0, 2500, 3000);  // it left 2.5 s ago
+  ASSERT_TRUE(run_until([&] { return session(s.id).state == SessionState::ended; }));
+  EXPECT_EQ(session(s.id).end_reason, "disconnect-timeout");
+  expect_session_cleaned(s);
+}
+
+TEST_F(SessionTimeoutsTest, IdleTimeoutCountsOnlyWhileConnectedWithoutInput) {
+  auto r = launch(timed(1, 0));
+  ASSERT_TRUE(r);
+  Session s = r->session;
+  report(s, 0, 60'000, -1);  // nobody connected for a minute: idle does not apply
+  EXPECT_TRUE(still_running(s.id, 300ms));
+  report(s, 1, 60'000, 100);  // connected, typing
+  EXPECT_TRUE(still_running(s.id, 300ms));
+  report(s, 1, 200, 60'000);  // reconnected just now: idle counts from the connect
+  EXPECT_TRUE(still_running(s.id, 300ms));
+  report(s, 2, 3000, 1500);  // connected, last key 1.5 s ago
+  ASSERT_TRUE(run_until([&] { return session(s.id).state == SessionState::ended; }));
+  EXPECT_EQ(session(s.id).end_reason, "idle-timeout");
+  expect_session_cleaned(s);
+}
+
+TEST_F(SessionTimeoutsTest, NoReportNoVerdictAndNoTimeoutsNoPolling) {
+  auto r = launch(timed(1, 1));
+  ASSERT_TRUE(r);
+  std::string path = config_.runtime_dir.string() + "/s/" + r->session.id + "/status.json";
+  EXPECT_TRUE(still_running(r->session.id, 1500ms));  // missing file: never ended on no evidence
+  std::ofstream(path) << "{\"clients\":-1}";
+  EXPECT_TRUE(still_running(r->session.id, 300ms));  // garbage: the same
+  auto untimed = launch(timed(0, 0));
+  ASSERT_TRUE(untimed);
+  report(untimed->session, 0, 3'600'000, -1);
+  EXPECT_TRUE(still_running(untimed->session.id, 300ms));
+}
+
+TEST_F(SessionTimeoutsTest, TimeoutsArePersistedAndEnforcedAfterARestart) {
+  auto r = launch(timed(0, 1));
+  ASSERT_TRUE(r);
+  Session s = r->session;
+  report(s, 1, 1000, -1);
+  manager_->detach();
+  manager_.reset();
+  make_manager();
+  manager_->adopt();
+  Session adopted = session(s.id);
+  ASSERT_EQ(adopted.state, SessionState::running);
+  EXPECT_EQ(adopted.disconnect_timeout_s, 1);
+  report(s, 0, 1500, -1);
+  ASSERT_TRUE(run_until([&] { return session(s.id).state == SessionState::ended; }));
+  EXPECT_EQ(session(s.id).end_reason, "disconnect-timeout");
+}
+
+TEST(EndpointActivityTest, VerdictFollowsTheDocumentedRules) {
+  SessionTimeouts both{10, 20};
+  // No client: the disconnect timeout counts from the last change.
+  EXPECT_EQ(timeout_verdict({0, 1000, 0}, both, 20'999).reason, "");
+  EXPECT_EQ(timeout_verdict({0, 1000, 0}, both, 20'999).next_check_ms, 21'000);
+  EXPECT_EQ(timeout_verdict({0, 1000, 0}, both, 21'000).reason, "disconnect-timeout");
+  // Connected: idle from the later of connect and last input.
+  EXPECT_EQ(timeout_verdict({1, 1000, 5000}, both, 14'999).reason, "");
+  EXPECT_EQ(timeout_verdict({1, 1000, 5000}, both, 15'000).reason, "idle-timeout");
+  EXPECT_EQ(timeout_verdict({1, 9000, 5000}, both, 18'999).reason, "");
+  EXPECT_EQ(timeout_verdict({1, 1000, 0}, both, 11'000).reason, "idle-timeout");
+  // 0 = never.
+  EXPECT_EQ(timeout_verdict({0, 0, 0}, {10, 0}, 1'000'000'000).reason, "");
+  EXPECT_EQ(timeout_verdict({3, 0, 0}, {0, 10}, 1'000'000'000).reason, "");
+}
+
+TEST(EndpointActivityTest, ReportIsReadDefensively) {
+  char tmpl[] = "/tmp/hostd-activity-XXXXXX";
+  std::string dir = ::mkdtemp(tmpl);
+  std::string file = dir + "/status.json";
+  std::ofstream(file) << R"({"clients":2,"since_ms":123,"last_input_ms":456})";
+  auto ok = read_endpoint_activity(file);
+  ASSERT_TRUE(ok) << ok.error().str();
+  EXPECT_EQ(ok->clients, 2);
+  EXPECT_EQ(ok->since_ms, 123);
+  EXPECT_EQ(ok->last_input_ms, 456);
+  for (const char* bad : {"", "[]", R"({"clients":1,"since_ms":1})",
+                          R"({"clients":-1,"since_ms":1,"last_input_ms":0})",
+                          R"({"clients":"1","since_ms":1,"last_input_ms":0})"}) {
+    std::ofstream(file, std::ios::trunc) << bad;
+    EXPECT_FALSE(read_endpoint_activity(file)) << bad;
+  }
+  std::ofstream(file, std::ios::trunc) << std::string(5000, ' ');
+  EXPECT_FALSE(read_endpoint_activity(file));
+  fs::remove(file);
+  fs::create_symlink("/etc/passwd", file);  // the rdp user owns the dir: no symlinks followed
+  EXPECT_FALSE(read_endpoint_activity(file));
+  fs::remove(file);
+  ASSERT_EQ(::mkfifo(file.c_str(), 0600), 0);  // nor blocking on a FIFO
+  EXPECT_FALSE(read_endpoint_activity(file));
+  fs::remove_all(dir);
+}
+
+TEST(LaunchRequestTest, TimeoutsAreSecondsZeroMeansNone) {
+  auto ok = launch_request_from_json(nlohmann::json::parse(
+      R"({"user":"a","app_id":"x","command":["/x"],"idle_timeout_s":900,"disconnect_timeout_s":0})"));
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(ok->idle_timeout_s, 900);
+  EXPECT_EQ(ok->disconnect_timeout_s, 0);
+  auto none = launch_request_from_json(
+      nlohmann::json::parse(R"({"user":"a","app_id":"x","command":["/x"]})"));
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->idle_timeout_s, 0);
+  for (const char* bad : {R"({"user":"a","app_id":"x","command":["/x"],"idle_timeout_s":-1})",
+                          R"({"user":"a","app_id":"x","command":["/x"],"idle_timeout_s":"1h"})",
+                          R"({"user":"a","app_id":"x","command":["/x"],"disconnect_timeout_s":1e12})"}) {
+    auto r = launch_request_from_json(nlohmann::json::parse(bad));
+    EXPECT_FALSE(r) << bad;
+  }
 }
 
 TEST(LaunchRequestTest, ValidatesBody) {

@@ -253,7 +253,7 @@ class RdpEndpointTest : public ::testing::Test {
   std::string rdp_log() const { return read_file(log_); }
 
   // Starts appvirt-rdp and waits for its ready line.
-  void start_rdp(bool tcp = false) {
+  void start_rdp(bool tcp = false, const std::vector<std::string>& extra = {}) {
     static int counter = 0;
     log_ = env->dir / ("rdp-" + std::to_string(++counter) + ".log");
     int pipe_fds[2];
@@ -269,6 +269,7 @@ class RdpEndpointTest : public ::testing::Test {
       argv.push_back("--listen-tcp");
       argv.push_back("127.0.0.1:0");
     }
+    argv.insert(argv.end(), extra.begin(), extra.end());
     // Only matter in an APPVIRT_SANITIZE build: FreeRDP leaks per TLS client (see lsan.supp), and
     // libcrypto has no frame pointers, so the suppression needs the slow unwinder to match.
     rdp_ = Child(argv, log_,
@@ -548,6 +549,44 @@ TEST_F(RdpEndpointTest, RdpProbeSeesTheExactTestPattern) {
   EXPECT_FALSE(j["first_frame_ms"].is_null());
   pattern.signal(SIGTERM);
   pattern.wait_for(5s);
+}
+
+// The activity report hostd reads for the idle and disconnect timeouts (docs/session-host.md).
+// Its directory is under /tmp, which the endpoint's private namespace covers: it must still work.
+TEST_F(RdpEndpointTest, ActivityReportTracksClientsAndInput) {
+  fs::path status = env->sock_dir / "status.json";
+  fs::remove(status);
+  start_rdp(false, {"--status-file", status.string()});
+  auto report = [&] {
+    return nlohmann::json::parse(read_file(status), nullptr, false);
+  };
+  nlohmann::json initial = report();
+  ASSERT_TRUE(initial.is_object()) << read_file(status);
+  EXPECT_EQ(initial["clients"], 0);
+  EXPECT_GT(initial["since_ms"].get<int64_t>(), 0);
+  EXPECT_EQ(initial["last_input_ms"], 0);
+  // A client that only watches: connected, but no input.
+  Child watcher({APPVIRT_RDP_PROBE_BIN, socket_path().string(), "--cookie",
+                 "Cookie: msts=" + env->secret, "--timeout-ms", "20000", "--hold-ms", "2000"},
+                env->dir / "watcher.json");
+  EXPECT_TRUE(wait_until([&] { return report().value("clients", -1) == 1; }, 20s))
+      << read_file(status) << rdp_log();
+  auto code = watcher.wait_for(30s);
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << read_file(env->dir / "watcher.json");
+  EXPECT_TRUE(wait_until([&] { return report().value("clients", -1) == 0; }, 5s)) << read_file(status);
+  EXPECT_EQ(report()["last_input_ms"], 0) << "watching is no input";
+  EXPECT_GT(report()["since_ms"].get<int64_t>(), initial["since_ms"].get<int64_t>());
+  // A client that types.
+  Child typist({APPVIRT_RDP_PROBE_BIN, socket_path().string(), "--cookie",
+                "Cookie: msts=" + env->secret, "--timeout-ms", "20000", "--type-text", "ab"},
+               env->dir / "typist.json");
+  code = typist.wait_for(30s);
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << read_file(env->dir / "typist.json");
+  EXPECT_TRUE(wait_until([&] { return report().value("clients", -1) == 0; }, 5s)) << read_file(status);
+  EXPECT_GT(report()["last_input_ms"].get<int64_t>(), initial["since_ms"].get<int64_t>());
+  EXPECT_FALSE(fs::exists(status.string() + ".tmp"));
 }
 #endif
 
