@@ -14,7 +14,11 @@ BrokerApi::Awaitable BrokerApi::admin_sessions(const Request& req, const PathPar
   auto list = svc_.sessions("", api::query_flag(req, "include_ended"));
   if (!list) co_return http::error_response(bhttp::status::internal_server_error, "session directory");
   nlohmann::json out = nlohmann::json::array();
-  for (const auto& rec : *list) out.push_back(api::session_json(rec, svc_.catalog()));
+  for (const auto& rec : *list) {
+    nlohmann::json j = api::session_json(rec, svc_.catalog());
+    j["resources"] = rec.live() ? svc_.session_resources(rec.id) : nlohmann::json();
+    out.push_back(std::move(j));
+  }
   co_return http::json_response(bhttp::status::ok, {{"sessions", out}});
 }
 

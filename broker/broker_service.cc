@@ -298,7 +298,17 @@ asio::awaitable<LaunchOutcome> BrokerService::start_new(const std::string& user,
   Isolation isolation = (app.isolation == Isolation::vm ||
                          policy.isolation == policies::Isolation::vm) ? Isolation::vm
                                                                       : Isolation::container;
-  auto host = hosts_.pick(isolation, live_sessions_per_host());
+  auto per_host = live_sessions_per_host();
+  auto host = hosts_.pick(isolation, per_host);
+  if (!host && isolation == Isolation::container && policy.overflow_to_vm) {
+    // Containers are full everywhere: the policy lets this user have a VM instead.
+    host = hosts_.pick(Isolation::vm, per_host);
+    if (host) {
+      isolation = Isolation::vm;
+      spdlog::info("broker placement_overflow user={} app={} host={} isolation=vm", user, app.id,
+                   host->name);
+    }
+  }
   if (!host) {
     co_return launch_error(503, std::string("no host with free ") + to_string(isolation) +
                                     " capacity");
@@ -309,6 +319,7 @@ asio::awaitable<LaunchOutcome> BrokerService::start_new(const std::string& user,
                         size.height};
   req.idle_timeout_s = policy.idle_timeout.count();  // hostd enforces both (docs/hostd.md)
   req.disconnect_timeout_s = policy.disconnect_timeout.count();
+  req.isolation = to_string(isolation);
   auto started = co_await deps_.host_client.launch(*host, req);
   if (!started) {
     const HostCallError& e = started.error();
@@ -318,6 +329,7 @@ asio::awaitable<LaunchOutcome> BrokerService::start_new(const std::string& user,
     if (e.status == 0 || e.status >= 500) co_return launch_error(503, "host " + host->name + " failed to start the session");
     co_return launch_error(502, "host " + host->name + " refused the session: " + e.message);
   }
+  hosts_.placed(host->name, isolation);
   SessionRecord s;
   s.id = started->session_id;
   s.user = user;

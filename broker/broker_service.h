@@ -127,6 +127,8 @@ class BrokerService {
              const std::string& detail);
 
   HostRegistry& hosts() { return hosts_; }
+  // Limits and usage of a live session as its host last reported them (null when unknown).
+  nlohmann::json session_resources(const std::string& id) const;
   LoginThrottle& throttle() { return throttle_; }
   Metrics& metrics() { return metrics_; }
   const BrokerConfig& config() const { return config_; }
@@ -161,6 +163,7 @@ class BrokerService {
   HostRegistry hosts_;
   LoginThrottle throttle_;
   Metrics metrics_;
+  std::map<std::string, nlohmann::json> resources_;  // session id → HostSession::resources
   std::set<std::string> launching_;                // "user\napp" launches in flight
   std::map<std::string, int> auth_in_flight_;      // "u:user" / "a:address" → attempts running
   std::unique_ptr<boost::asio::steady_timer> poll_timer_;

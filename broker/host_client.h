@@ -25,6 +25,7 @@ struct HostLaunchRequest {
   int height = 800;
   int64_t idle_timeout_s = 0;        // policy idle_timeout; 0 = never
   int64_t disconnect_timeout_s = 0;  // policy disconnect_timeout; 0 = never
+  std::string isolation = "container";  // or "vm": hostd boots a VM session (docs/vm.md)
 };
 
 struct HostSession {
@@ -37,11 +38,17 @@ struct HostSession {
   std::string endpoint_unix;
   std::string endpoint_tcp;
   std::string secret;  // only in a launch reply
+  // Live figures of a running session (null when hostd does not know them): the limits in force
+  // and the session cgroup's usage, shown on the admin pages.
+  nlohmann::json resources;
 };
 
 struct HostHealth {
-  int sessions = 0;
+  int sessions = 0;  // all of them, VM sessions included
   std::string cgroup;
+  std::string isolation;  // what hostd offers: "container" or "container,vm"; "" = not said
+  int vm_capacity = 0;
+  int vm_sessions = 0;
 };
 
 struct HostCallError {

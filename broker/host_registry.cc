@@ -17,13 +17,13 @@ bool host_supports(const HostRecord& h, Isolation isolation) {
 void HostRegistry::add_configured(HostRecord h) {
   h.configured = true;
   std::string name = h.name;
-  hosts_[name] = HostState{std::move(h), false, 0, {}, "not probed yet"};
+  hosts_[name] = HostState{std::move(h), false, 0, {}, "not probed yet", -1, 0};
 }
 
 void HostRegistry::restore(HostRecord h) {
   if (h.configured || hosts_.count(h.name)) return;  // configured ones come from the config
   std::string name = h.name;
-  hosts_[name] = HostState{std::move(h), false, 0, {}, "no report since broker start"};
+  hosts_[name] = HostState{std::move(h), false, 0, {}, "no report since broker start", -1, 0};
 }
 
 Result<const HostState*> HostRegistry::register_host(HostRecord h, Clock::time_point now) {
@@ -35,7 +35,7 @@ Result<const HostState*> HostRegistry::register_host(HostRecord h, Clock::time_p
   std::string name = h.name;
   HostState& st = hosts_[name];
   int sessions = st.reported_sessions;
-  st = HostState{std::move(h), true, sessions, now, ""};
+  st = HostState{std::move(h), true, sessions, now, "", -1, st.vm_sessions};
   return &st;
 }
 
@@ -66,6 +66,21 @@ void HostRegistry::probe_failed(const std::string& name, const std::string& erro
   if (it == hosts_.end()) return;
   it->second.up = false;
   it->second.last_error = error;
+}
+
+void HostRegistry::vm_report(const std::string& name, const std::string& isolation,
+                             int vm_capacity, int vm_sessions) {
+  auto it = hosts_.find(name);
+  if (it == hosts_.end() || isolation.empty()) return;  // a hostd that says nothing about VMs
+  it->second.record.isolation = isolation;
+  it->second.vm_capacity = vm_capacity;
+  it->second.vm_sessions = vm_sessions;
+}
+
+void HostRegistry::placed(const std::string& name, Isolation isolation) {
+  auto it = hosts_.find(name);
+  if (it == hosts_.end()) return;
+  if (isolation == Isolation::vm) ++it->second.vm_sessions;
 }
 
 std::vector<std::string> HostRegistry::expire(Clock::time_point now) {
@@ -103,8 +118,14 @@ std::optional<HostRecord> HostRegistry::pick(
     if (!host_supports(st.record, isolation)) continue;
     auto it = broker_sessions.find(name);
     int sessions = std::max(st.reported_sessions, it == broker_sessions.end() ? 0 : it->second);
-    if (sessions >= st.record.capacity) continue;
-    double load = static_cast<double>(sessions) / st.record.capacity;
+    int used = std::max(0, sessions - st.vm_sessions);  // container sessions
+    int cap = st.record.capacity;
+    if (isolation == Isolation::vm && st.vm_capacity >= 0) {
+      used = st.vm_sessions;
+      cap = st.vm_capacity;
+    }
+    if (cap <= 0 || used >= cap) continue;
+    double load = static_cast<double>(used) / cap;
     if (!best || load < best_load) {
       best = &st;
       best_load = load;

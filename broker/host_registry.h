@@ -22,6 +22,9 @@ struct HostState {
   int reported_sessions = 0;  // what the host last said it runs
   std::chrono::steady_clock::time_point last_seen{};
   std::string last_error;  // why it is down, for the admin API
+  // VM sessions (docs/vm.md): counted apart from `capacity`, which bounds container sessions.
+  int vm_capacity = -1;  // -1: the host never said (registered hosts); hostd still refuses over it
+  int vm_sessions = 0;   // last report, plus VMs placed since
 };
 
 class HostRegistry {
@@ -40,6 +43,12 @@ class HostRegistry {
   // Results of the broker's own probes of configured hosts.
   void probe_ok(const std::string& name, int sessions, Clock::time_point now);
   void probe_failed(const std::string& name, const std::string& error);
+  // What a host's health says about VM sessions: its isolation list replaces the configured
+  // one ("" leaves it), and its VM capacity and count bound VM placement.
+  void vm_report(const std::string& name, const std::string& isolation, int vm_capacity,
+                 int vm_sessions);
+  // A session was just placed on the host (counted until the next report or probe).
+  void placed(const std::string& name, Isolation isolation);
   // Marks registered hosts that stopped reporting as down; returns the names that went down.
   std::vector<std::string> expire(Clock::time_point now);
 
@@ -48,6 +57,7 @@ class HostRegistry {
 
   // The host for a new session of the given isolation; broker_sessions counts the live sessions
   // the broker itself placed per host (the larger of that and the host's report is used).
+  // Containers fill `capacity` (VM sessions not counted); VMs fill `vm_capacity`.
   std::optional<HostRecord> pick(Isolation isolation,
                                  const std::map<std::string, int>& broker_sessions) const;
 

@@ -99,7 +99,11 @@ asio::awaitable<void> BrokerService::reconcile_host(const HostRecord& host) {
     co_return;
   }
   std::map<std::string, HostSession> on_host;
-  for (auto& s : *listed) on_host[s.session_id] = s;
+  for (auto& s : *listed) {
+    if (s.state != "ended" && !s.resources.is_null()) resources_[s.session_id] = s.resources;
+    else resources_.erase(s.session_id);
+    on_host[s.session_id] = s;
+  }
   auto ours = deps_.store.list_sessions("", false);
   if (!ours) co_return;
   int64_t now = deps_.wall_ms();
@@ -107,6 +111,7 @@ asio::awaitable<void> BrokerService::reconcile_host(const HostRecord& host) {
     if (s.host != host.name) continue;
     auto it = on_host.find(s.id);
     if (it == on_host.end()) {
+      resources_.erase(s.id);
       (void)deps_.store.end_session(s.id, "gone", now);
       audit("session_ended", s.user, "host:" + host.name, "session=" + s.id + " reason=gone");
     } else if (it->second.state == "ended") {
@@ -131,6 +136,11 @@ asio::awaitable<void> BrokerService::reconcile_host(const HostRecord& host) {
   }
 }
 
+nlohmann::json BrokerService::session_resources(const std::string& id) const {
+  auto it = resources_.find(id);
+  return it == resources_.end() ? nlohmann::json() : it->second;
+}
+
 asio::awaitable<void> BrokerService::reconcile() {
   std::vector<HostRecord> targets;
   for (const HostState* st : hosts_.all()) {
@@ -143,6 +153,7 @@ asio::awaitable<void> BrokerService::reconcile() {
       continue;
     }
     if (h.configured) hosts_.probe_ok(h.name, health->sessions, Clock::now());
+    hosts_.vm_report(h.name, health->isolation, health->vm_capacity, health->vm_sessions);
     co_await reconcile_host(h);
   }
 }

@@ -37,6 +37,17 @@ tl::expected<HostSession, std::string> host_session_from_json(const nlohmann::js
   s.app_id = string_or_empty(j, "app_id");
   s.state = string_or_empty(j, "state");
   s.end_reason = string_or_empty(j, "end_reason");
+  // hostd says "running" from the endpoint's start; with no RDP client connected the user sees
+  // the session as disconnected (it can be reconnected, and the disconnect timeout runs).
+  if (s.state == "running" && j.contains("clients") && j["clients"].is_number_integer() &&
+      j["clients"].get<int64_t>() == 0) {
+    s.state = "disconnected";
+  }
+  nlohmann::json resources = nlohmann::json::object();
+  for (const char* key : {"limits", "usage"}) {
+    if (auto it = j.find(key); it != j.end() && it->is_object()) resources[key] = *it;
+  }
+  if (!resources.empty()) s.resources = std::move(resources);
   s.display = string_or_empty(j, "display");
   s.secret = string_or_empty(j, "secret");
   if (auto it = j.find("endpoint"); it != j.end() && it->is_object()) {
@@ -98,6 +109,7 @@ asio::awaitable<HostResult<HostSession>> UnixHostClient::launch(const HostRecord
                          {"limits", r.limits}, {"width", r.width},   {"height", r.height},
                          {"idle_timeout_s", r.idle_timeout_s},
                          {"disconnect_timeout_s", r.disconnect_timeout_s}};
+  if (r.isolation != "container") body["isolation"] = r.isolation;
   std::string target = "/v1/sessions";
   std::string text = body.dump();
   auto reply = co_await call(host, bhttp::verb::post, target, text, timeout_);
@@ -164,6 +176,16 @@ asio::awaitable<HostResult<HostHealth>> UnixHostClient::health(const HostRecord&
     h.sessions = it->get<int>();
   }
   h.cgroup = string_or_empty(reply->body, "cgroup");
+  if (auto it = reply->body.find("isolation"); it != reply->body.end() && it->is_array()) {
+    for (const auto& i : *it) {
+      if (!i.is_string() || (i != "container" && i != "vm")) continue;
+      h.isolation += (h.isolation.empty() ? "" : ",") + i.get<std::string>();
+    }
+  }
+  if (auto it = reply->body.find("vm"); it != reply->body.end() && it->is_object()) {
+    h.vm_capacity = it->value("capacity", 0);
+    h.vm_sessions = it->value("sessions", 0);
+  }
   co_return h;
 }
 

@@ -11,7 +11,7 @@ constexpr std::array<const char*, kFieldCount> kFieldNames = {
     "isolation",      "cpu_weight",   "cpu_max",           "memory_max",
     "pids_max",       "max_sessions", "idle_timeout",      "disconnect_timeout",
     "apps",           "clipboard",    "drive_redirection", "network",
-    "max_resolution",
+    "max_resolution", "overflow_to_vm",
 };
 
 bool is_bare_key(std::string_view s) {

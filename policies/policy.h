@@ -72,6 +72,8 @@ struct Rule {
   std::optional<bool> drive_redirection;
   std::optional<Network> network;
   std::optional<ScreenSize> max_resolution;
+  // isolation "container" only: a VM session when every container host is full.
+  std::optional<bool> overflow_to_vm;
 
   bool operator==(const Rule&) const = default;
 };
@@ -106,6 +108,7 @@ struct EffectivePolicy {
   bool drive_redirection = false;
   Network network = Network::loopback;
   ScreenSize max_resolution{3840, 2160};
+  bool overflow_to_vm = false;
 
   // The requested screen size capped to max_resolution, dimension by dimension.
   ScreenSize clamp(ScreenSize requested) const;
@@ -133,8 +136,9 @@ enum class Field {
   drive_redirection,
   network,
   max_resolution,
+  overflow_to_vm,
 };
-inline constexpr size_t kFieldCount = 13;
+inline constexpr size_t kFieldCount = 14;
 const char* field_name(Field f);
 std::optional<Field> field_from_name(std::string_view name);
 

@@ -52,6 +52,8 @@ void for_each_field(Visitor&& visit) {
                            meet});
   visit(FieldSpec<ScreenSize>{Field::max_resolution, &Rule::max_resolution, &E::max_resolution,
                               read_max_resolution, write_screen_size, meet});
+  visit(FieldSpec<bool>{Field::overflow_to_vm, &Rule::overflow_to_vm, &E::overflow_to_vm, read_bool,
+                        write_bool, meet_bool});
 }
 
 }  // namespace appvirt::policies

@@ -51,6 +51,12 @@ Result<uint64_t> DriverCgroupControl::oom_kills(const std::string& path) {
   return s->oom_kills;
 }
 
+Result<CgroupUsage> DriverCgroupControl::usage(const std::string& path) {
+  auto s = driver_->stats(path);
+  if (!s) return tl::unexpected(s.error());
+  return CgroupUsage{s->memory_current, s->pids_current, s->cpu_usage_usec};
+}
+
 Result<std::vector<pid_t>> DriverCgroupControl::procs(const std::string& path) {
   return driver_->procs(path);
 }

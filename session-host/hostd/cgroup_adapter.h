@@ -24,6 +24,7 @@ class DriverCgroupControl : public CgroupControl {
   Result<void> remove(const std::string& path) override;
   void remove_if_empty(const std::string& path) override;
   Result<uint64_t> oom_kills(const std::string& path) override;
+  Result<CgroupUsage> usage(const std::string& path) override;
   Result<std::vector<pid_t>> procs(const std::string& path) override;
   Result<std::vector<UniqueFd>> open_procs_files(const std::string& path) override;
 

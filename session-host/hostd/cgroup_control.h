@@ -15,6 +15,13 @@
 
 namespace appvirt::hostd {
 
+// What a cgroup subtree uses right now (for the directory and the admin pages).
+struct CgroupUsage {
+  uint64_t memory_bytes = 0;
+  uint64_t pids = 0;
+  uint64_t cpu_usec = 0;  // cumulative CPU time
+};
+
 class CgroupControl {
  public:
   virtual ~CgroupControl() = default;
@@ -30,6 +37,11 @@ class CgroupControl {
   // How many processes the OOM killer has killed in this cgroup.
   virtual Result<uint64_t> oom_kills(const std::string& path) = 0;
   virtual Result<std::vector<pid_t>> procs(const std::string& path) = 0;
+  // Current usage of the subtree; fakes need not provide it.
+  virtual Result<CgroupUsage> usage(const std::string& path) {
+    (void)path;
+    return fail("cgroup usage: not supported by this driver");
+  }
   // Opened cgroup.procs files (one per hierarchy) that a new child writes "0" to before exec.
   virtual Result<std::vector<UniqueFd>> open_procs_files(const std::string& path) = 0;
 };

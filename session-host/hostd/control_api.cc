@@ -37,9 +37,11 @@ Response error_for(const ApiError& e) {
 
 nlohmann::json launch_reply(const LaunchResult& r) {
   nlohmann::json endpoint = {{"unix", r.session.endpoint_unix}, {"tcp", nullptr}};
+  if (r.session.endpoint_unix.empty()) endpoint["unix"] = nullptr;  // VM sessions: TCP only
   if (r.session.tcp_port > 0) endpoint["tcp"] = "127.0.0.1:" + std::to_string(r.session.tcp_port);
   return {{"session_id", r.session.id}, {"endpoint", endpoint}, {"secret", r.secret},
-          {"display", r.session.display}, {"state", to_string(r.session.state)}};
+          {"display", r.session.display}, {"state", to_string(r.session.state)},
+          {"isolation", r.session.isolation}};
 }
 
 }  // namespace
@@ -47,7 +49,8 @@ nlohmann::json launch_reply(const LaunchResult& r) {
 Result<LaunchRequest> launch_request_from_json(const nlohmann::json& j) {
   static const std::set<std::string> known = {"user",  "app_id", "command",
                                               "limits", "width", "height",
-                                              "idle_timeout_s", "disconnect_timeout_s"};
+                                              "idle_timeout_s", "disconnect_timeout_s",
+                                              "isolation"};
   for (const auto& [key, v] : j.items()) {
     if (!known.count(key)) return fail(key + ": unknown field");
   }
@@ -84,6 +87,13 @@ Result<LaunchRequest> launch_request_from_json(const nlohmann::json& j) {
   if (!disconnect) return tl::unexpected(disconnect.error());
   r.idle_timeout_s = *idle;
   r.disconnect_timeout_s = *disconnect;
+  if (j.contains("isolation") && !j["isolation"].is_null()) {
+    if (!j["isolation"].is_string() ||
+        (j["isolation"] != "container" && j["isolation"] != "vm")) {
+      return fail("isolation: must be \"container\" or \"vm\"");
+    }
+    r.isolation = j["isolation"].get<std::string>();
+  }
   return r;
 }
 
@@ -103,20 +113,20 @@ http::Router make_control_router(SessionManager& sm) {
   r.add(bhttp::verb::get, "/v1/sessions",
         [&sm](const Request&, const PathParams&) -> asio::awaitable<Response> {
           nlohmann::json list = nlohmann::json::array();
-          for (const auto& s : sm.list()) list.push_back(session_to_api(s));
+          for (const auto& s : sm.list()) list.push_back(sm.describe(s));
           co_return http::json_response(bhttp::status::ok, {{"sessions", list}});
         });
   r.add(bhttp::verb::get, "/v1/sessions/{id}",
         [&sm](const Request&, const PathParams& p) -> asio::awaitable<Response> {
           auto s = sm.get(p.at("id"));
           if (!s) co_return error_for(s.error());
-          co_return http::json_response(bhttp::status::ok, session_to_api(*s));
+          co_return http::json_response(bhttp::status::ok, sm.describe(*s));
         });
   r.add(bhttp::verb::delete_, "/v1/sessions/{id}",
         [&sm](const Request&, const PathParams& p) -> asio::awaitable<Response> {
           auto s = sm.logoff(p.at("id"));
           if (!s) co_return error_for(s.error());
-          co_return http::json_response(bhttp::status::ok, session_to_api(*s));
+          co_return http::json_response(bhttp::status::ok, sm.describe(*s));
         });
   r.add(bhttp::verb::put, "/v1/users/{user}/limits",
         [&sm](const Request& req, const PathParams& p) -> asio::awaitable<Response> {
@@ -131,9 +141,12 @@ http::Router make_control_router(SessionManager& sm) {
         });
   r.add(bhttp::verb::get, "/v1/health",
         [&sm](const Request&, const PathParams&) -> asio::awaitable<Response> {
-          co_return http::json_response(bhttp::status::ok, {{"ok", true},
-                                                            {"sessions", sm.active_sessions()},
-                                                            {"cgroup", sm.cgroup_version()}});
+          nlohmann::json health = {{"ok", true},
+                                   {"sessions", sm.active_sessions()},
+                                   {"cgroup", sm.cgroup_version()},
+                                   {"isolation", sm.isolation_offered()}};
+          if (auto vm = sm.vm_health(); !vm.is_null()) health["vm"] = vm;
+          co_return http::json_response(bhttp::status::ok, health);
         });
   return r;
 }

@@ -23,7 +23,7 @@ int print_reply(const appvirt::Result<appvirt::http::ClientResponse>& r) {
 }
 
 struct LaunchArgs {
-  std::string user, app_id, memory_max;
+  std::string user, app_id, memory_max, isolation;
   std::optional<int> width, height, cpu_weight, cpu_max;
   std::optional<int64_t> pids_max, idle_timeout, disconnect_timeout;
   std::vector<std::string> argv;
@@ -48,6 +48,7 @@ std::optional<nlohmann::json> launch_body(const LaunchArgs& a) {
   if (a.height) body["height"] = *a.height;
   if (a.idle_timeout) body["idle_timeout_s"] = *a.idle_timeout;
   if (a.disconnect_timeout) body["disconnect_timeout_s"] = *a.disconnect_timeout;
+  if (!a.isolation.empty()) body["isolation"] = a.isolation;
   return body;
 }
 
@@ -75,6 +76,8 @@ int main(int argc, char** argv) {
                      "seconds connected without input before the session ends (0 = never)");
   launch->add_option("--disconnect-timeout", la.disconnect_timeout,
                      "seconds without a connected client before the session ends (0 = never)");
+  launch->add_option("--isolation", la.isolation, "container (default) or vm ([vm] in hostd.toml)")
+      ->check(CLI::IsMember({"container", "vm"}));
   launch->add_option("argv", la.argv, "command (absolute path first)")->required();
   auto* list = app.add_subcommand("list", "list sessions");
   std::string id;

@@ -71,6 +71,7 @@ Result<void> Daemon::setup() {
   SessionManagerDeps deps{users_, *sandbox_, *cgroups_, *rdp_, clock_, *store_, *displays_,
                           reaper_.get()};
   sessions_ = std::make_unique<SessionManager>(io_.get_executor(), config_, deps);
+  if (auto r = sessions_->init_vms(); !r) return r;
   sessions_->adopt();
   return open_control_socket();
 }

@@ -63,6 +63,24 @@ void read_paths(ConfigReader& r, HostdConfig& c, const fs::path& exe_dir) {
   c.xvfb_path = r.get_absolute_path("paths.xvfb", c.xvfb_path);
 }
 
+void read_vm(ConfigReader& r, HostdConfig& c) {
+  VmConfig& v = c.vm;
+  v.image_dir = r.get_absolute_path("vm.image_dir", v.image_dir);
+  v.capacity = static_cast<int>(r.get_int("vm.capacity", v.capacity, 0, 4096));
+  v.accelerator = r.get_string("vm.accelerator", v.accelerator);
+  if (v.accelerator != "auto" && v.accelerator != "tcg" && v.accelerator != "kvm") {
+    r.add_issue("vm.accelerator", "must be one of auto, tcg, kvm");
+  }
+  v.memory_mib = static_cast<uint64_t>(r.get_int("vm.memory_mib", v.memory_mib, 128, 1 << 20));
+  v.vcpus = static_cast<int>(r.get_int("vm.vcpus", v.vcpus, 1, 64));
+  v.ready_timeout = std::chrono::milliseconds(
+      r.get_int("vm.ready_timeout_ms", v.ready_timeout.count(), 1000, 1'800'000));
+  v.power_off_grace = std::chrono::milliseconds(
+      r.get_int("vm.power_off_grace_ms", v.power_off_grace.count(), 0, 600'000));
+  v.qemu = r.get_absolute_path("vm.qemu", v.qemu);
+  v.qemu_img = r.get_absolute_path("vm.qemu_img", v.qemu_img);
+}
+
 }  // namespace
 
 Result<HostdConfig> parse_hostd_config(std::string_view text, const std::string& file_name,
@@ -75,6 +93,7 @@ Result<HostdConfig> parse_hostd_config(std::string_view text, const std::string&
   read_display(*reader, c);
   read_limits(*reader, c);
   read_paths(*reader, c, exe_dir);
+  read_vm(*reader, c);
   reader->check_unknown_keys();
   if (!reader->ok()) {
     std::string report = reader->report();

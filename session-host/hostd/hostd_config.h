@@ -10,6 +10,20 @@
 
 namespace appvirt::hostd {
 
+// [vm]: VM sessions (docs/vm.md). Off unless image_dir is set.
+struct VmConfig {
+  std::filesystem::path image_dir;      // a built golden image (deploy/build-vm-image.sh)
+  int capacity = 2;                     // VM sessions this host runs at once
+  std::string accelerator = "auto";     // auto (probe KVM, else TCG) | tcg | kvm
+  uint64_t memory_mib = 1024;           // when the launch's limits name no memory_max
+  int vcpus = 1;                        // when the launch's limits name no cpu_max_percent
+  std::chrono::milliseconds ready_timeout{240'000};  // QEMU start → guest agent "ready"
+  std::chrono::milliseconds power_off_grace{20'000};  // ACPI power-off before quit/kill
+  std::filesystem::path qemu = "/usr/bin/qemu-system-x86_64";
+  std::filesystem::path qemu_img = "/usr/bin/qemu-img";
+  bool enabled() const { return !image_dir.empty(); }
+};
+
 struct HostdConfig {
   std::filesystem::path state_dir = "/var/lib/appvirt/hostd";
   std::filesystem::path runtime_dir = "/run/appvirt";
@@ -40,6 +54,8 @@ struct HostdConfig {
   std::filesystem::path sandbox_path;     // default: appvirt-sandbox next to the hostd binary
   std::filesystem::path rdp_path;         // default: appvirt-rdp next to the hostd binary
   std::filesystem::path xvfb_path = "/usr/bin/Xvfb";
+
+  VmConfig vm;
 };
 
 // Parses the TOML text; exe_dir is where the hostd binary lives (default helper paths).

@@ -46,6 +46,8 @@ nlohmann::json session_to_state(const Session& s) {
       {"created_at", s.created_at}, {"ended_at", s.ended_at},
       {"idle_timeout_s", s.idle_timeout_s}, {"disconnect_timeout_s", s.disconnect_timeout_s}};
   if (s.exit_status) j["exit_status"] = *s.exit_status;
+  j["isolation"] = s.isolation;
+  if (!s.vm.is_null()) j["vm"] = s.vm;
   return j;
 }
 
@@ -80,6 +82,11 @@ Result<Session> session_from_state(const nlohmann::json& j) {
     // Absent in records of a hostd without timeouts: none.
     s.idle_timeout_s = j.value("idle_timeout_s", int64_t{0});
     s.disconnect_timeout_s = j.value("disconnect_timeout_s", int64_t{0});
+    s.isolation = j.value("isolation", std::string("container"));
+    if (s.isolation != "container" && s.isolation != "vm") {
+      return fail("session state: unknown isolation " + s.isolation);
+    }
+    if (j.contains("vm")) s.vm = j.at("vm");
     return s;
   } catch (const nlohmann::json::exception& e) {
     // Persisted files are ours, but a truncated or hand-edited one must not stop hostd.
@@ -89,6 +96,7 @@ Result<Session> session_from_state(const nlohmann::json& j) {
 
 nlohmann::json session_to_api(const Session& s) {
   nlohmann::json endpoint = {{"unix", s.endpoint_unix}, {"tcp", nullptr}};
+  if (s.endpoint_unix.empty()) endpoint["unix"] = nullptr;  // VM sessions: TCP only
   if (s.tcp_port > 0) endpoint["tcp"] = "127.0.0.1:" + std::to_string(s.tcp_port);
   nlohmann::json j = {
       {"session_id", s.id}, {"user", s.user}, {"app_id", s.app_id},
@@ -102,6 +110,7 @@ nlohmann::json session_to_api(const Session& s) {
   j["exit_status"] = s.exit_status ? nlohmann::json(*s.exit_status) : nlohmann::json();
   j["idle_timeout_s"] = s.idle_timeout_s;
   j["disconnect_timeout_s"] = s.disconnect_timeout_s;
+  j["isolation"] = s.isolation;
   return j;
 }
 

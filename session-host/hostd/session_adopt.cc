@@ -30,6 +30,11 @@ void SessionManager::adopt() {
       schedule_expiry(*live);
       continue;
     }
+    if (s.is_vm()) {
+      // No container, display or endpoint on this host: the VM is the whole session.
+      if (!adopt_vm(*live)) lost.push_back(live);
+      continue;
+    }
     auto c = containers_.find(s.user);
     bool ok = s.state == SessionState::running && c != containers_.end() &&
               c->second.init_watch && proc_alive(s.app) && proc_alive(s.xvfb) &&

@@ -41,6 +41,10 @@ SessionManager::SessionManager(asio::any_io_executor executor, HostdConfig confi
 
 SessionManager::~SessionManager() {
   *alive_ = false;
+  {
+    std::lock_guard<std::mutex> lock(vm_gate_->mu);
+    vm_gate_->open = false;
+  }
   detach();
 }
 
@@ -108,6 +112,11 @@ asio::awaitable<ApiResult<LaunchResult>> SessionManager::launch(LaunchRequest re
     co_return api_error(403, "user " + req.user + ": uid " + std::to_string(user->uid) +
                                  " may not run sessions (min_uid " +
                                  std::to_string(config_.min_uid) + ")");
+  }
+  if (req.isolation == "vm") {
+    UserInfo vm_user = *user;
+    auto vm_result = co_await launch_vm(std::move(req), vm_user);
+    co_return vm_result;
   }
   auto id = random_hex(8);
   if (!id) co_return tl::unexpected(internal("session id", id.error()));

@@ -7,6 +7,8 @@
 
 #include <boost/asio.hpp>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <memory>
 #include <set>
 #include <string>
@@ -24,6 +26,7 @@
 #include "session-host/hostd/session.h"
 #include "session-host/hostd/session_store.h"
 #include "session-host/hostd/user_db.h"
+#include "session-host/vm/vm_session.h"
 
 namespace appvirt::hostd {
 
@@ -46,6 +49,19 @@ struct LaunchRequest {
   std::optional<int> width, height;
   int64_t idle_timeout_s = 0;        // 0 = none
   int64_t disconnect_timeout_s = 0;  // 0 = none
+  std::string isolation = "container";  // or "vm" (vm_sessions.cc)
+};
+
+// VM sessions' worker threads post back to the io thread only while this is open (closed when
+// the SessionManager goes); the accelerator is probed once, by the first launch's thread.
+struct VmThreadGate {
+  std::mutex mu;
+  bool open = true;
+};
+struct VmAccelState {
+  std::mutex mu;
+  std::optional<vm::Accel> accel;
+  std::string reason;
 };
 
 struct LaunchResult {
@@ -72,6 +88,8 @@ class SessionManager {
   boost::asio::awaitable<ApiResult<LaunchResult>> launch(LaunchRequest req);
   ApiResult<Session> get(const std::string& id) const;
   std::vector<Session> list() const;
+  // session_to_api plus what only the live host knows: connected clients and cgroup usage.
+  nlohmann::json describe(const Session& s) const;
   // Ends the session (reason "logoff"); an already ended session is returned as it is.
   ApiResult<Session> logoff(const std::string& id);
   // Live change of a user's container limits (unset fields fall back to the defaults).
@@ -87,6 +105,13 @@ class SessionManager {
   std::size_t active_sessions() const;
   std::string cgroup_version() const { return deps_.cgroups.version(); }
 
+  // VM sessions (vm_sessions.cc). init_vms loads the [vm] image; without it (or without [vm])
+  // a launch with isolation "vm" is refused.
+  Result<void> init_vms();
+  std::vector<std::string> isolation_offered() const;  // ["container"] or ["container","vm"]
+  nlohmann::json vm_health() const;                     // null when VMs are not configured
+  std::size_t active_vm_sessions() const;
+
  private:
   struct Live {
     Session s;
@@ -96,6 +121,8 @@ class SessionManager {
     std::unique_ptr<boost::asio::steady_timer> expiry;
     std::unique_ptr<boost::asio::steady_timer> timeout_check;  // idle/disconnect timeouts
     bool activity_warned = false;  // the activity report was unreadable (logged once)
+    std::shared_ptr<vm::VmSession> vm;     // VM sessions: QEMU, powered off at the end
+    std::unique_ptr<PidWatch> vm_watch;    // QEMU's exit (the guest powered itself off)
   };
   struct Container {
     ContainerRecord rec;
@@ -146,6 +173,16 @@ class SessionManager {
   void check_timeouts(const std::string& id);
   std::string activity_file(const Session& s) const;  // <runtime>/s/<sid>/status.json
 
+  // VM sessions (vm_sessions.cc).
+  boost::asio::awaitable<ApiResult<LaunchResult>> launch_vm(LaunchRequest req, UserInfo user);
+  boost::asio::awaitable<ApiResult<void>> boot_vm(std::shared_ptr<Live> live, UserInfo user,
+                                                  std::string secret);
+  ApiResult<vm::VmSpec> vm_spec_for(const Session& s, const UserInfo& user,
+                                    const std::string& secret);
+  void end_vm(Live& live, bool wait);
+  bool adopt_vm(Live& live);
+  std::string vm_session_dir(const std::string& id) const;  // <state_dir>/vm/<sid>
+
   // Paths.
   std::string user_runtime(const std::string& user) const;
   std::string session_run_dir(const Session& s) const;  // host side of /run/appvirt/<sid>
@@ -159,6 +196,10 @@ class SessionManager {
   std::map<std::string, Container> containers_;
   std::map<std::string, std::shared_ptr<boost::asio::steady_timer>> user_locks_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::optional<vm::VmImage> vm_image_;
+  std::shared_ptr<VmThreadGate> vm_gate_ = std::make_shared<VmThreadGate>();
+  std::shared_ptr<VmAccelState> vm_accel_ = std::make_shared<VmAccelState>();
+  bool terminating_ = false;        // terminate_all: VMs are powered off before hostd exits
 };
 
 // Removes a directory tree that must not reach into anything mounted below it: mounts under

@@ -101,7 +101,11 @@ void SessionManager::end_session(Live& live, const std::string& reason) {
   live.xvfb_watch.reset();
   live.rdp_watch.reset();
   stop_timeout_watch(live);
-  teardown_resources(s);
+  if (s.is_vm()) {
+    end_vm(live, terminating_);  // vm_sessions.cc: power-off, overlay and session dir
+  } else {
+    teardown_resources(s);
+  }
   if (live.display_reserved) {
     deps_.displays.release(s.display);
     live.display_reserved = false;
@@ -202,6 +206,7 @@ void SessionManager::schedule_expiry(Live& live) {
 }
 
 void SessionManager::terminate_all(const std::string& reason) {
+  terminating_ = true;
   std::vector<std::shared_ptr<Live>> all;
   for (auto& [id, live] : sessions_) all.push_back(live);
   for (auto& live : all) end_session(*live, reason);
@@ -215,6 +220,7 @@ void SessionManager::detach() {
     live->app_watch.reset();
     live->xvfb_watch.reset();
     live->rdp_watch.reset();
+    live->vm_watch.reset();
     live->expiry.reset();
     stop_timeout_watch(*live);
   }

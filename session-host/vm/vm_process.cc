@@ -74,6 +74,9 @@ Result<int> run_command(const std::vector<std::string>& argv, const std::string&
   do {
     got = ::waitpid(*pid, &status, 0);
   } while (got < 0 && errno == EINTR);
+  // In a child-subreaper daemon (hostd) the SIGCHLD handler on another thread may reap it
+  // first: its status is then unknown here, and the caller checks what the command made.
+  if (got < 0 && errno == ECHILD) return kExitUnknown;
   if (got < 0) return fail_errno("waitpid(" + argv[0] + ")");
   if (WIFSIGNALED(status))
     return fail(argv[0] + ": killed by signal " + std::to_string(WTERMSIG(status)));

@@ -20,7 +20,9 @@ using std::chrono::milliseconds;
 Result<pid_t> spawn_detached(const std::vector<std::string>& argv, const std::string& log_file);
 
 // Runs a short command to completion within the timeout (killed after it); returns its exit
-// code, or an error naming the command.
+// code (kExitUnknown if someone else reaped it), or an error naming the command.
+// run_command's result when another thread reaped the command (its status is lost).
+constexpr int kExitUnknown = -1;
 Result<int> run_command(const std::vector<std::string>& argv, const std::string& log_file,
                         milliseconds timeout);
 

@@ -50,7 +50,9 @@ Result<void> prepare_files(const VmSpec& spec, const VmPaths& p) {
   }
   auto rc = run_command(overlay_command(spec, p), p.qemu_log, milliseconds(30000));
   if (!rc) return tl::unexpected(wrap("qemu-img create", rc.error()));
-  if (*rc != 0)
+  if (*rc == kExitUnknown && ::access(p.overlay.c_str(), R_OK) != 0)
+    return fail("qemu-img create: no overlay made: " + tail_file(p.qemu_log, 500));
+  if (*rc != 0 && *rc != kExitUnknown)
     return fail("qemu-img create exited " + std::to_string(*rc) + ": " +
                 tail_file(p.qemu_log, 500));
   return {};

@@ -354,13 +354,24 @@ TEST_F(BrokerE2eTest, LoginLaunchRedeemReattachAndLogoff) {
   auto sessions = nlohmann::json::parse(mine.body)["sessions"];
   ASSERT_EQ(sessions.size(), 1u) << mine.body;
   EXPECT_EQ(sessions[0]["session_id"], id);
-  EXPECT_EQ(sessions[0]["state"], "running");
+  // The probe has left: hostd reports no client connected, so the directory says disconnected.
+  EXPECT_EQ(sessions[0]["state"], "disconnected");
 
   // Admins see everyone's sessions and the hosts; others do not.
   Session ada = login(*ada_);
   EXPECT_EQ(must(https(port_, "GET", "/api/v1/admin/sessions", "", as(alice))).status, 403u);
   Reply all = must(https(port_, "GET", "/api/v1/admin/sessions", "", as(ada)));
   EXPECT_EQ(nlohmann::json::parse(all.body)["sessions"].size(), 1u) << all.body;
+  // With the next host poll (1 s here) the admin view carries the session's limits and usage.
+  nlohmann::json res;
+  EXPECT_TRUE(eventually([&] {
+    Reply r = must(https(port_, "GET", "/api/v1/admin/sessions", "", as(ada)));
+    res = nlohmann::json::parse(r.body)["sessions"][0]["resources"];
+    return res.is_object() && res.contains("usage");
+  })) << res.dump();
+  if (res.is_object() && res.contains("usage")) {
+    EXPECT_GT(res["usage"]["memory_bytes"].get<uint64_t>(), 1u << 20) << res.dump();
+  }
   Reply hosts = must(https(port_, "GET", "/api/v1/admin/hosts", "", as(ada)));
   auto h = nlohmann::json::parse(hosts.body)["hosts"];
   ASSERT_EQ(h.size(), 1u);

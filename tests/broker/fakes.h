@@ -64,6 +64,10 @@ class FakeHostClient : public HostClient {
   int logoffs = 0;
   std::chrono::milliseconds launch_delay{0};  // a launch takes this long (hostd starts Xvfb...)
   HostLaunchRequest last_launch;
+  // What health() says the host offers (VM sessions: docs/vm.md); "" = not said (old hostd).
+  std::string isolation;
+  int vm_capacity = 0;
+  int vm_sessions = 0;
 
   template <class T>
   static HostResult<T> down() {
@@ -124,7 +128,7 @@ class FakeHostClient : public HostClient {
     if (unreachable) co_return down<HostHealth>();
     int live = 0;
     for (const auto& [id, s] : sessions) live += s.state != "ended";
-    co_return HostHealth{live, "v2"};
+    co_return HostHealth{live, "v2", isolation, vm_capacity, vm_sessions};
   }
   // Live limit changes, in order: (user, limits). A user without a running session has no
   // container: 404, as on hostd.

@@ -135,5 +135,23 @@ TEST(HostSessionJson, RejectsWhatIsNotASession) {
   EXPECT_EQ(s->state, "");
 }
 
+TEST(HostSessionJson, ARunningSessionWithoutClientsIsDisconnected) {
+  nlohmann::json j = {{"session_id", "a"}, {"state", "running"}, {"clients", 0},
+                      {"limits", {{"memory_max", 1024}}}, {"usage", {{"memory_bytes", 10}}}};
+  auto s = host_session_from_json(j);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->state, "disconnected");
+  EXPECT_EQ(s->resources["limits"]["memory_max"], 1024);
+  EXPECT_EQ(s->resources["usage"]["memory_bytes"], 10);
+  j["clients"] = 1;
+  EXPECT_EQ(host_session_from_json(j)->state, "running");
+  j["clients"] = nullptr;  // hostd without an activity report: no verdict
+  EXPECT_EQ(host_session_from_json(j)->state, "running");
+  j["state"] = "starting";
+  j["clients"] = 0;
+  EXPECT_EQ(host_session_from_json(j)->state, "starting");
+  EXPECT_TRUE(host_session_from_json({{"session_id", "b"}})->resources.is_null());
+}
+
 }  // namespace
 }  // namespace appvirt::broker

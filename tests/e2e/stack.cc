@@ -104,14 +104,18 @@ Result<void> FullStack::write_configs() {
   std::ofstream(dir_ + "/hostd.toml") << "state_dir = \"" << dir_ << "/hostd\"\n"
                                       << "runtime_dir = \"" << dir_ << "/run\"\n"
                                       << "[paths]\nsandbox = \"" << bin_.sandbox << "\"\n"
-                                      << "rdp = \"" << bin_.rdp << "\"\n";
+                                      << "rdp = \"" << bin_.rdp << "\"\n"
+                                      << opts_.hostd_extra;
+  if (!opts_.policies.empty()) std::ofstream(dir_ + "/policies.toml") << opts_.policies;
   std::ofstream out(dir_ + "/broker.toml");
+  if (!opts_.policies.empty()) out << "policy_file = \"" << dir_ << "/policies.toml\"\n";
   out << "state_dir = \"" << dir_ << "/broker\"\n"
       << "gateway_address = \"" << gateway_address() << "\"\n"
       << "pam_service = \"" << pam_->name() << "\"\n"
       << "log_level = \"debug\"\n"
       << "[listen]\naddress = \"127.0.0.1\"\nport = 0\n"
       << "[launch]\nwidth = " << kSessionWidth << "\nheight = " << kSessionHeight << "\n"
+      << "hostd_timeout_ms = " << opts_.launch_timeout.count() << "\n"
       << "[internal]\ngateway_secret_file = \"" << secret_file_ << "\"\n"
       << "host_poll_interval_ms = 1000\n"
       << "[[hosts]]\nname = \"local\"\nsocket = \"" << sock_ << "\"\ncapacity = 8\n"
@@ -120,7 +124,8 @@ Result<void> FullStack::write_configs() {
          "\"exec \\\"$HOME/appvirt-testpattern\\\" --variant 0 --keys-advance\"]\n"
       << "groups = [\"" << staff_->name() << "\"]\n"
       << "[[apps]]\nid = \"" << kXtermApp << "\"\nname = \"XTerm\"\n"
-      << "command = [\"/usr/bin/xterm\"]\ngroups = [\"" << staff_->name() << "\"]\n";
+      << "command = [\"/usr/bin/xterm\"]\ngroups = [\"" << staff_->name() << "\"]\n"
+      << opts_.broker_apps;
   if (!out) return fail("writing " + dir_ + "/broker.toml failed");
   return {};
 }
@@ -224,6 +229,7 @@ Result<WebSession> FullStack::login(const std::string& user, const std::string& 
 
 Result<Launch> FullStack::launch(const WebSession& web, const std::string& app) {
   Options o = as(web, true);
+  o.timeout = opts_.launch_timeout + std::chrono::seconds(10);
   o.headers["Accept"] = "application/json";
   o.headers["Content-Type"] = "application/json";
   auto r = https(broker_port_, "POST", "/api/v1/apps/" + app + "/launch", "{}", o);

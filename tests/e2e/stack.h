@@ -54,6 +54,14 @@ struct ProbeRun {
   std::string str() const { return "exit=" + std::to_string(exit_code) + " " + report.dump() + "\n" + log; }
 };
 
+// Optional additions to the stack's configuration (set before start()).
+struct StackOptions {
+  std::string hostd_extra;  // appended to hostd.toml: whole tables, e.g. "[vm]\n..."
+  std::string broker_apps;  // appended to broker.toml after its [[apps]]: more [[apps]]
+  std::string policies;     // non-empty: written and named as the broker's policy_file
+  milliseconds launch_timeout{60'000};  // broker → hostd launch call, and the portal launch request
+};
+
 class FullStack {
  public:
   explicit FullStack(Binaries bin);
@@ -64,6 +72,7 @@ class FullStack {
   // Creates the user and PAM service, starts hostd, the broker and the gateway, and waits until
   // the broker counts the host as up and the gateway listens.
   Result<void> start();
+  void set_options(StackOptions o) { opts_ = std::move(o); }
 
   const std::string& dir() const { return dir_; }
   const broker::e2e::TempUser& user() const { return *user_; }
@@ -105,6 +114,7 @@ class FullStack {
   void stop_all();
 
   Binaries bin_;
+  StackOptions opts_;
   std::string dir_, sock_, secret_file_;
   uint16_t broker_port_ = 0, gateway_port_ = 0;
   std::unique_ptr<broker::e2e::TempPamService> pam_;

@@ -174,7 +174,7 @@ TEST(PolicyJson, EffectivePolicyListsEveryField) {
     "isolation":"container","cpu_weight":100,"cpu_max":"unlimited","memory_max":"unlimited",
     "pids_max":"unlimited","max_sessions":10,"idle_timeout":"never","disconnect_timeout":"1h",
     "apps":["*"],"clipboard":"both","drive_redirection":false,"network":"loopback",
-    "max_resolution":"3840x2160"})"));
+    "max_resolution":"3840x2160","overflow_to_vm":false})"));
 }
 
 TEST(PolicyJson, ResolutionShowsValuesAndSources) {

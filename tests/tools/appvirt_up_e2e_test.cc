@@ -230,14 +230,15 @@ TEST_F(AppvirtUpTest, DemoUserSignsInLaunchesThroughTheGatewayAndStopLeavesNothi
   Reply apps = must(https(http_port_, "GET", "/api/v1/apps", "", as));
   ASSERT_EQ(apps.status, 200u) << apps.body;
   std::vector<std::string> ids;
-  for (const auto& a : nlohmann::json::parse(apps.body)["apps"]) ids.push_back(a["id"]);
+  auto app_list = nlohmann::json::parse(apps.body, nullptr, false);
+  for (const auto& a : app_list["apps"]) ids.push_back(a.value("id", ""));
   EXPECT_NE(std::find(ids.begin(), ids.end(), "testpattern"), ids.end()) << apps.body;
   EXPECT_NE(std::find(ids.begin(), ids.end(), "xterm"), ids.end()) << apps.body;
 
   as.headers["Accept"] = "application/json";
   Reply launch = must(https(http_port_, "POST", "/api/v1/apps/testpattern/launch", "", as));
   ASSERT_EQ(launch.status, 200u) << launch.body << logs();
-  auto launched = nlohmann::json::parse(launch.body);
+  auto launched = nlohmann::json::parse(launch.body, nullptr, false);
   session_ = launched.value("session_id", "");
   std::string rdp = launched.value("rdp_file", "");
   EXPECT_EQ(rdp_value(rdp, "full address:s:"), gateway) << rdp;

@@ -1,5 +1,5 @@
-// How a session's state reads in the tables. The broker reports starting | running | ended;
-// hosts that track the RDP connection add "disconnected" (or a connected flag).
+// How a session's state reads in the tables. The broker reports starting | running |
+// disconnected (no RDP client connected) | ended; older brokers may send a connected flag instead.
 export function stateLabel(s) {
   let state = s.state || 'unknown';
   if (state === 'running' && s.connected === false) state = 'disconnected';

@@ -276,6 +276,20 @@ TEST_F(HostdE2eTest, LaunchShowsThePatternAndLogoffLeavesNothing) {
   EXPECT_EQ(s["secret"].get<std::string>().size(), 64u);
   EXPECT_EQ(state_of(id), "running");
   EXPECT_EQ(probe(s), 0);
+  // The status shows the session cgroup's usage and, from the endpoint's activity report, how
+  // many RDP clients are connected (the broker shows 0 as "disconnected").
+  auto usage = ctl({"status", id})["usage"];
+  ASSERT_TRUE(usage.is_object()) << usage.dump();
+  EXPECT_GT(usage["memory_bytes"].get<uint64_t>(), 1u << 20);  // Xvfb and the app
+  EXPECT_GE(usage["pids"].get<uint64_t>(), 2u);
+  EXPECT_TRUE(eventually([&] { return ctl({"status", id})["clients"] == 0; }));
+  auto held = Child::spawn({RDP_PROBE, s["endpoint"]["unix"].get<std::string>(), "--cookie",
+                            "Cookie: msts=" + s["secret"].get<std::string>(), "--hold-ms", "8000",
+                            "--timeout-ms", "20000", "--log-level", "off"});
+  ASSERT_TRUE(held) << held.error().str();
+  EXPECT_TRUE(eventually([&] { return ctl({"status", id})["clients"] == 1; }, 15s));
+  held->terminate();
+  EXPECT_TRUE(eventually([&] { return ctl({"status", id})["clients"] == 0; }, 15s));
   // Each process sits in its cgroup: app and Xvfb in the session's, the endpoint in its own.
   auto pids = ctl({"status", id})["pids"];
   std::string app_cg = read_text("/proc/" + std::to_string(pids["app"].get<int>()) + "/cgroup");

@@ -3,11 +3,23 @@ import * as api from '../api.js';
 import {h, replace, status, table, when} from '../dom.js';
 import {isLive, stateLabel} from '../session_state.js';
 
-// The session's resources as the broker reports them (limits sent to hostd, or usage), else "—".
+// The session's resources as its host last reported them: usage of the session's cgroup against
+// the limits in force (broker: `resources: {usage, limits}`), else "—".
+function mib(bytes) { return `${Math.round(bytes / 1048576)} MiB`; }
+
 export function resources(s) {
-  const r = s.resources || s.limits;
-  if (!r || typeof r !== 'object' || !Object.keys(r).length) return '—';
-  return Object.entries(r).map(([k, v]) => `${k} ${typeof v === 'object' ? JSON.stringify(v) : v}`).join(', ');
+  const r = s.resources;
+  if (!r || typeof r !== 'object') return '—';
+  const u = r.usage || {};
+  const l = r.limits || {};
+  const parts = [];
+  if (u.memory_bytes !== undefined) parts.push(`mem ${mib(u.memory_bytes)}${l.memory_max ? ` / ${mib(l.memory_max)}` : ''}`);
+  else if (l.memory_max) parts.push(`mem max ${mib(l.memory_max)}`);
+  if (u.pids !== undefined) parts.push(`${u.pids}${l.pids_max ? `/${l.pids_max}` : ''} procs`);
+  if (u.cpu_usec !== undefined) parts.push(`cpu ${(u.cpu_usec / 1e6).toFixed(1)} s`);
+  if (l.cpu_weight) parts.push(`weight ${l.cpu_weight}`);
+  if (l.cpu_max_percent) parts.push(`cpu max ${l.cpu_max_percent} %`);
+  return parts.length ? parts.join(', ') : '—';
 }
 
 function logoffButton(ctx, s, refresh) {
