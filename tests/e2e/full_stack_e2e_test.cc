@@ -259,11 +259,20 @@ TEST_F(FullStackE2e, ReconnectKeepsTheSessionAndTheAppState) {
   expect_pattern_shown(1);
   EXPECT_TRUE(stack_->gateway().wait_log(
       "route=logon user=" + user().name() + " session=" + first.session_id, 1, 10s));
-  auto mine = stack_->my_sessions(web);
-  ASSERT_TRUE(mine) << mine.error().str();
-  ASSERT_EQ(mine->size(), 1u) << mine->dump();
-  EXPECT_EQ((*mine)[0].value("session_id", ""), first.session_id);
-  EXPECT_EQ((*mine)[0].value("state", ""), "running");
+  // The broker learns that a client is connected again from its host poll (1 s here); the
+  // reconnect itself may have stored `disconnected` (the client was not yet attached).
+  std::string state;
+  nlohmann::json listing;
+  for (auto deadline = Clock::now() + 5s; Clock::now() < deadline; std::this_thread::sleep_for(200ms)) {
+    auto mine = stack_->my_sessions(web);
+    ASSERT_TRUE(mine) << mine.error().str();
+    ASSERT_EQ(mine->size(), 1u) << mine->dump();
+    EXPECT_EQ((*mine)[0].value("session_id", ""), first.session_id);
+    listing = *mine;
+    state = (*mine)[0].value("state", "");
+    if (state == "running") break;
+  }
+  EXPECT_EQ(state, "running") << listing.dump();
 }
 
 // A launch token works once: a second connection with it is refused while the first is served.
