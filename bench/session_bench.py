@@ -12,6 +12,10 @@ Figures (each side measured in the same invocation, runs interleaved where possi
   idle_cpu  CPU of one idle session with a connected client over S seconds (Xvfb + RDP server).
   probe_floor  rdp-probe with and without its Sleep shortcut (--stock-sleep) on a running
             session: what FreeRDP 2.11's 100 ms client connect ticks would add.
+  typing    an 80x24 xterm per side; rdp-probe (default codecs: it offers RemoteFX/NSCodec,
+            never GFX) types 5 characters a second for 20 s; server->client bytes from the
+            server socket's `ss -ti` bytes_acked over the typing window (appvirt's endpoint
+            listens on loopback TCP for this), and CPU of Xvfb + RDP server over that window.
 
 Needs root (throwaway users, containers, cgroups), a build of the project (default
 build-bench): appvirt-hostd, appvirt-hostctl, appvirt-sandbox, appvirt-rdp, rdp-probe,
@@ -41,7 +45,10 @@ import time
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 MATCH = ["--lossless", "--expect-pattern", "0", "--wait-match"]
-FIGURES = ["launch", "memory", "idle_cpu", "probe_floor"]
+FIGURES = ["launch", "memory", "idle_cpu", "probe_floor", "typing"]
+XTERM = ["/usr/bin/xterm", "-geometry", "80x24+0+0"]
+TYPING_CHARS = 100        # 20 s at 5 characters a second
+TYPING_INTERVAL_MS = 200
 
 
 class BenchError(RuntimeError):
@@ -331,7 +338,7 @@ class Appvirt:
         cfg = os.path.join(self.dir, "hostd.toml")
         with open(cfg, "w") as f:
             f.write(f'state_dir = "{self.dir}/state"\nruntime_dir = "{self.dir}/run"\n'
-                    f'rdp.log_level = "warn"\n'
+                    f'rdp.log_level = "warn"\nrdp.listen_tcp = true\n'
                     f'[paths]\nsandbox = "{self.args.sandbox}"\nrdp = "{self.args.rdp}"\n')
         self.hostd_log = open(os.path.join(self.dir, "hostd.log"), "w")
         self.hostd = subprocess.Popen([self.args.hostd, "--config", cfg,
@@ -346,9 +353,9 @@ class Appvirt:
     def ctl(self, *a):
         return [self.args.hostctl, "--socket", self.sock, *a]
 
-    def launch(self):
+    def launch(self, command=None):
         r = run(self.ctl("launch", "--user", self.user, "--app", "testpattern",
-                         "--width", "1024", "--height", "768", "--", self.app))
+                         "--width", "1024", "--height", "768", "--", *(command or [self.app])))
         s = json.loads(r.stdout)
         self.session_ids.append(s["session_id"])
         self.all_ids.append(s["session_id"])
@@ -434,7 +441,8 @@ def remove_cgroups(rel):
 class ShadowSession:
     """Xvfb + appvirt-testpattern + stock freerdp-shadow-cli on a loopback port, from nothing."""
 
-    def __init__(self, args, tmp, config_home):
+    def __init__(self, args, tmp, config_home, app=None):
+        self.app_cmd = app or [args.testpattern, "--variant", "0"]
         self.args = args
         self.tmp = tmp
         self.config_home = config_home
@@ -471,7 +479,7 @@ class ShadowSession:
             os.close(rfd)
         self.timings["xvfb_ms"] = (time.monotonic() - t0) * 1000
         env = {"DISPLAY": self.display, "XAUTHORITY": xauth}
-        self.app = self.spawn([self.args.testpattern, "--variant", "0"], env)
+        self.app = self.spawn(self.app_cmd, env)
         self.port = free_tcp_port()
         # The certificate lives under $XDG_CONFIG_HOME/freerdp/shadow; it was generated once
         # by a warm-up start (as hostd generates its own once), so no key generation here.
@@ -531,8 +539,8 @@ class Peer:
         finally:
             self.close_all()
 
-    def new(self):
-        s = ShadowSession(self.args, self.tmp, self.config_home)
+    def new(self, app=None):
+        s = ShadowSession(self.args, self.tmp, self.config_home, app)
         self.sessions.append(s)
         return s
 
@@ -736,6 +744,92 @@ def bench_probe_floor(args, av, peer, probe):
     return out
 
 
+def tcp_bytes_acked(port):
+    """bytes_acked of the established server-side TCP socket on local port `port` (the
+    server -> client payload the client has acknowledged), or None."""
+    r = subprocess.run(["ss", "-tinH", "state", "established", f"( sport = :{port} )"],
+                       capture_output=True, text=True, timeout=10)
+    for field in r.stdout.split():
+        if field.startswith("bytes_acked:"):
+            return int(field.split(":", 1)[1])
+    return None
+
+
+def type_and_sample(probe, target, cookie, roles, app_pid, port):
+    """One rdp-probe typing TYPING_CHARS characters, one every TYPING_INTERVAL_MS, while the
+    server socket's bytes_acked and the servers' CPU are sampled every 50 ms. Returns the figures
+    over the typing window (first key .. last key + one interval)."""
+    text = ("the quick brown fox jumps over the lazy dog " * 3)[:TYPING_CHARS]
+    # --out + --settle-ms: stay connected until the last key's echo has arrived.
+    cmd = [probe.exe, target, "--timeout-ms", "60000", "--type-text", text,
+           "--type-interval-ms", str(TYPING_INTERVAL_MS), "--out", "/dev/null",
+           "--settle-ms", "1000"]
+    if cookie:
+        cmd += ["--cookie", cookie]
+    pids = all_pids(roles)
+    samples = []
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        while p.poll() is None:
+            BUDGET.check("typing")
+            samples.append((time.monotonic() - t0, tcp_bytes_acked(port), cpu_ns(pids)))
+            time.sleep(0.05)
+        out = p.stdout.read()
+    finally:
+        stop_process(p)
+        p.stdout.close()
+    try:
+        j = json.loads(out.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        raise BenchError(f"typing probe gave no JSON: {out[-1500:]!r}")
+    if p.returncode != 0 or j.get("keys_sent") != len(text):
+        raise BenchError(f"typing probe failed: {j}")
+    start = j["first_key_ms"] / 1000
+    end = j["last_key_ms"] / 1000 + TYPING_INTERVAL_MS / 1000
+    window = [x for x in samples if start <= x[0] <= end and x[1] is not None]
+    if len(window) < 2:
+        raise BenchError(f"typing: too few samples in the window ({len(window)})")
+    (ta, ba, ca), (tb, bb, cb) = window[0], window[-1]
+    return dict(kbit_s=(bb - ba) * 8 / (tb - ta) / 1000, bytes=bb - ba, seconds=tb - ta,
+                cpu_percent=(cb - ca) / 1e9 / (tb - ta) * 100, keys=j["keys_sent"],
+                probe_bytes_received=j.get("bytes_received"))
+
+
+def bench_typing(args, av, peer, probe):
+    """An xterm per side, one client typing at 5 characters a second (PEERS.md's figure)."""
+    out = {}
+    if av:
+        BUDGET.check("typing (appvirt)")
+        s = av.launch(XTERM)
+        try:
+            host, port = s["endpoint"]["tcp"].rsplit(":", 1)
+            roles, app_pid = av.server_pids(s["session_id"])
+            probe_target = f"{host}:{port}"
+            # Untimed first connection: the xterm has drawn its prompt before anything counts.
+            subprocess.run([probe.exe, probe_target, "--cookie", "Cookie: msts=" + s["secret"],
+                            "--timeout-ms", "20000", "--settle-ms", "1500", "--out", "/dev/null"],
+                           capture_output=True, timeout=BUDGET.cap(40))
+            out["appvirt"] = type_and_sample(probe, probe_target, "Cookie: msts=" + s["secret"],
+                                             roles, app_pid, int(port))
+        finally:
+            av.terminate_all()
+        log(f"typing appvirt: {out['appvirt']['kbit_s']:.2f} kbit/s")
+    if peer:
+        BUDGET.check("typing (peer)")
+        try:
+            sh = peer.new(XTERM).start()
+            roles, app_pid = sh.server_pids()
+            target, _ = sh.target()
+            subprocess.run([probe.exe, target, "--timeout-ms", "20000", "--settle-ms", "1500",
+                            "--out", "/dev/null"], capture_output=True, timeout=BUDGET.cap(40))
+            out["peer"] = type_and_sample(probe, target, None, roles, app_pid, sh.port)
+        finally:
+            peer.close_all()
+        log(f"typing peer: {out['peer']['kbit_s']:.2f} kbit/s")
+    return out
+
+
 # ---------------------------------------------------------------- report
 
 def med(xs):
@@ -810,6 +904,13 @@ def report(results):
             lines.append(f"| running session, probe connect → matching frame, {label}, ms | "
                          + " | ".join(fmt([r["match_ms"] for r in F[s][mode]]) if F.get(s) else "—"
                                       for s in ("appvirt", "peer")) + " |")
+    T = results.get("typing")
+    if T:
+        lines.append("| typing 5 chars/s into an xterm, server→client (ss bytes_acked), kbit/s | "
+                     + " | ".join(f"{T[s]['kbit_s']:.2f} ({T[s]['bytes']} B in {T[s]['seconds']:.1f} s)"
+                                  if T.get(s) else "—" for s in ("appvirt", "peer")) + " |")
+        lines.append("|   CPU while typing (Xvfb + RDP server), % of a core | " + " | ".join(
+            f"{T[s]['cpu_percent']:.2f}" if T.get(s) else "—" for s in ("appvirt", "peer")) + " |")
     return "\n".join(lines)
 
 
@@ -904,7 +1005,8 @@ def main():
             av = Appvirt(args, tmp)
             av.start()
         for fig, fn in (("launch", bench_launch), ("memory", bench_memory),
-                        ("idle_cpu", bench_idle_cpu), ("probe_floor", bench_probe_floor)):
+                        ("idle_cpu", bench_idle_cpu), ("probe_floor", bench_probe_floor),
+                        ("typing", bench_typing)):
             if fig in only:
                 log(f"figure {fig}")
                 results[fig] = fn(args, av, peer, probe)

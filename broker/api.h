@@ -87,7 +87,11 @@ std::optional<http::Response> only_fields(const nlohmann::json& body,
                                           std::initializer_list<const char*> known);
 // True when the Authorization header is "Bearer <secret>" (constant time).
 bool bearer_matches(const http::Request& req, const std::string& secret);
-// Security headers every API response carries.
+// The broker's response decorator (http::ResponseDecorator, installed on its HTTP server): every
+// response it sends — API answers, portal files, and the server's own errors before routing
+// (408, 413, 431, 400, 503) — gets CSP, X-Frame-Options, nosniff, Referrer-Policy and HSTS.
+// A CSP or Cache-Control the response already has (portal files) is kept; otherwise JSON gets
+// the API's CSP, anything else the portal's, and Cache-Control is no-store.
 void decorate(http::Response& res);
 nlohmann::json session_json(const SessionRecord& s, const Catalog& catalog);
 std::string iso_time(int64_t ms);

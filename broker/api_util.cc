@@ -66,16 +66,15 @@ bool bearer_matches(const http::Request& req, const std::string& secret) {
 }
 
 void decorate(http::Response& res) {
-  res.set(bhttp::field::cache_control, "no-store");
-  res.set("X-Content-Type-Options", "nosniff");
-  res.set("X-Frame-Options", "DENY");
-  res.set("Referrer-Policy", "no-referrer");
-  res.set(bhttp::field::strict_transport_security, "max-age=31536000");
-  if (res[bhttp::field::content_type] == "application/json") {
-    res.set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
-  } else {
-    res.set("Content-Security-Policy", kPortalCsp);  // .rdp files, metrics: the portal's policy
+  if (res[bhttp::field::cache_control].empty()) res.set(bhttp::field::cache_control, "no-store");
+  std::string csp(res["Content-Security-Policy"]);  // a copy: set() below replaces the field
+  if (csp.empty()) {
+    // .rdp files and metrics get the portal's policy; JSON needs no content at all.
+    csp = res[bhttp::field::content_type] == "application/json"
+              ? "default-src 'none'; frame-ancestors 'none'"
+              : kPortalCsp;
   }
+  add_security_headers(res, csp);
 }
 
 std::string iso_time(int64_t ms) {
@@ -147,9 +146,8 @@ void BrokerApi::add(http::Router& r, bhttp::verb verb, const char* path, Method 
                     const std::string& peer) {
   r.add(verb, path,
         [this, m, peer](const Request& req, const PathParams& p) -> asio::awaitable<Response> {
-          Response res = co_await (this->*m)(req, p, peer);
-          api::decorate(res);
-          co_return res;
+          // Security headers: api::decorate, on the server, for every response (broker.cc).
+          co_return co_await (this->*m)(req, p, peer);
         });
 }
 

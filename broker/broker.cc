@@ -151,7 +151,7 @@ Result<void> Broker::start_server() {
         add_static_routes(r, files);  // last: the API's routes win
         return r;
       },
-      limits, config_.listen.handshake_timeout);
+      limits, config_.listen.handshake_timeout, api::decorate);
   auto port = server_->listen(config_.listen.address, config_.listen.port);
   if (!port) return tl::unexpected(port.error());
   server_->start();

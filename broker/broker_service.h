@@ -43,7 +43,7 @@ struct BrokerDeps {
 // What a live policy push did (policy_push.cc).
 struct PolicyPushOutcome {
   int users = 0;   // users with live sessions
-  int pushed = 0;  // PUT /v1/users/{user}/limits calls that succeeded
+  int pushed = 0;  // (user, host) pairs whose limits and timeouts pushes succeeded
   int failed = 0;  // calls that failed (host down, refused); the next launch applies the policy
 };
 

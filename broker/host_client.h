@@ -76,6 +76,10 @@ class HostClient {
   // hostd applied. 404 when the user has no container there.
   virtual boost::asio::awaitable<HostResult<nlohmann::json>> set_user_limits(
       const HostRecord& host, const std::string& user, const nlohmann::json& limits) = 0;
+  // PUT /v1/users/{user}/timeouts: live change of the idle/disconnect timeouts (seconds, 0 =
+  // never) of the user's running sessions there; returns hostd's reply. 404 when there are none.
+  virtual boost::asio::awaitable<HostResult<nlohmann::json>> set_user_timeouts(
+      const HostRecord& host, const std::string& user, const nlohmann::json& timeouts) = 0;
 };
 
 // Parses hostd's session JSON (launch reply or listing entry). Exposed for tests.
@@ -98,6 +102,8 @@ class UnixHostClient final : public HostClient {
   boost::asio::awaitable<HostResult<HostHealth>> health(const HostRecord& host) override;
   boost::asio::awaitable<HostResult<nlohmann::json>> set_user_limits(
       const HostRecord& host, const std::string& user, const nlohmann::json& limits) override;
+  boost::asio::awaitable<HostResult<nlohmann::json>> set_user_timeouts(
+      const HostRecord& host, const std::string& user, const nlohmann::json& timeouts) override;
 
  private:
   struct Reply {

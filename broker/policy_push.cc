@@ -1,8 +1,9 @@
 // Live policy push: after the policy version changes, every user with live sessions gets the
-// container limits of the new policy on each host running their sessions, through hostd's
-// PUT /v1/users/{user}/limits, so memory, cpu and pids limits of running containers change at
-// once. The other fields (entitlement, max_sessions, isolation, network, screen size) are read at
-// each launch and need no push.
+// container limits and the session timeouts of the new policy on each host running their
+// sessions, through hostd's PUT /v1/users/{user}/limits and PUT /v1/users/{user}/timeouts, so
+// memory, cpu and pids limits of running containers and the idle/disconnect timeouts of running
+// sessions change at once. The other fields (entitlement, max_sessions, isolation, network,
+// screen size) are read at each launch and need no push.
 #include <map>
 #include <set>
 
@@ -84,19 +85,30 @@ asio::awaitable<PolicyPushOutcome> BrokerService::push_policy_limits(std::string
     }
     policies::Resolution r = policies::resolve(policy_set(), user, *groups);
     nlohmann::json limits = container_limits_for(r.policy, sessions.apps, catalog_);
+    nlohmann::json timeouts = {{"idle_timeout_s", r.policy.idle_timeout.count()},
+                               {"disconnect_timeout_s", r.policy.disconnect_timeout.count()}};
     for (const std::string& host_name : sessions.hosts) {
       const HostState* host = hosts_.find(host_name);
       if (!host) continue;
       HostRecord record = host->record;
+      // 404 from either call: the container or the sessions ended meanwhile (or, for limits, the
+      // user runs only VM sessions there): nothing to change, not a failure.
       auto applied = co_await deps_.host_client.set_user_limits(record, user, limits);
-      if (applied) {
-        ++out.pushed;
-        spdlog::info("broker policy_push user={} host={} version={} limits={}", user, host_name,
-                     version, applied->dump());
-      } else if (!applied.error().not_found()) {  // 404: the container ended meanwhile
+      auto timed = co_await deps_.host_client.set_user_timeouts(record, user, timeouts);
+      std::string error;
+      if (!applied && !applied.error().not_found()) error = "limits: " + applied.error().message;
+      if (!timed && !timed.error().not_found()) {
+        error += (error.empty() ? "" : "; ") + std::string("timeouts: ") + timed.error().message;
+      }
+      if (!error.empty()) {
         ++out.failed;
         audit("policy_push_failed", user, source,
-              "version=" + version + " host=" + host_name + ": " + applied.error().message);
+              "version=" + version + " host=" + host_name + ": " + error);
+      } else if (applied || timed) {
+        ++out.pushed;
+        spdlog::info("broker policy_push user={} host={} version={} limits={} timeouts={}", user,
+                     host_name, version, applied ? applied->dump() : "null",
+                     timed ? timeouts.dump() : "null");
       }
     }
   }

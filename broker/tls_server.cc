@@ -35,10 +35,12 @@ Result<void> configure_server_tls(ssl::context& ctx, const std::filesystem::path
 }
 
 TlsServer::TlsServer(asio::io_context& io, ssl::context& tls, RouterFactory routers,
-                     http::ServerLimits limits, std::chrono::milliseconds handshake_timeout)
+                     http::ServerLimits limits, std::chrono::milliseconds handshake_timeout,
+                     http::ResponseDecorator decorate)
     : io_(io),
       acceptor_(io),
-      shared_(std::make_shared<Shared>(Shared{tls, std::move(routers), limits, handshake_timeout})) {}
+      shared_(std::make_shared<Shared>(
+          Shared{tls, std::move(routers), limits, handshake_timeout, std::move(decorate)})) {}
 
 Result<uint16_t> TlsServer::listen(const std::string& address, uint16_t port) {
   boost::system::error_code ec;
@@ -116,7 +118,7 @@ asio::awaitable<void> TlsServer::connection(std::shared_ptr<Shared> shared, tcp:
   }
   // The HttpServer's own connection count stays at one per state: the cap is enforced above.
   auto state = std::make_shared<http::HttpServer::State>(
-      http::HttpServer::State{shared->routers(peer), shared->limits, 0});
+      http::HttpServer::State{shared->routers(peer), shared->limits, 0, shared->decorate});
   co_await http::HttpServer::serve(state, std::move(stream));
 }
 

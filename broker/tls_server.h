@@ -1,7 +1,7 @@
 #pragma once
 // The broker's HTTPS listener: TLS 1.2+ handshakes with a deadline, a cap on open connections
 // (handshakes included), then common/http_server.h's HttpServer on the TLS stream with a router
-// built for the connection's peer address.
+// built for the connection's peer address and a decorator applied to every response it writes.
 #include <utility>  // before Boost: asio's awaitable.hpp uses std::exchange without including it
 
 #include <boost/asio.hpp>
@@ -28,7 +28,8 @@ class TlsServer {
   using RouterFactory = std::function<http::Router(std::string peer)>;
 
   TlsServer(boost::asio::io_context& io, boost::asio::ssl::context& tls, RouterFactory routers,
-            http::ServerLimits limits, std::chrono::milliseconds handshake_timeout);
+            http::ServerLimits limits, std::chrono::milliseconds handshake_timeout,
+            http::ResponseDecorator decorate);
 
   // Binds and listens; returns the bound port (useful with port 0).
   Result<uint16_t> listen(const std::string& address, uint16_t port);
@@ -43,6 +44,7 @@ class TlsServer {
     RouterFactory routers;
     http::ServerLimits limits;
     std::chrono::milliseconds handshake_timeout;
+    http::ResponseDecorator decorate;
     std::size_t active = 0;
   };
   static boost::asio::awaitable<void> accept_loop(std::shared_ptr<Shared> shared,

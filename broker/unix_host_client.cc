@@ -204,4 +204,14 @@ asio::awaitable<HostResult<nlohmann::json>> UnixHostClient::set_user_limits(
   co_return *it;
 }
 
+asio::awaitable<HostResult<nlohmann::json>> UnixHostClient::set_user_timeouts(
+    const HostRecord& host, const std::string& user, const nlohmann::json& timeouts) {
+  std::string target = "/v1/users/" + user + "/timeouts";  // user names need no escaping (above)
+  std::string text = timeouts.dump();
+  auto reply = co_await call(host, bhttp::verb::put, target, text, quick_timeout_);
+  if (!reply) co_return tl::unexpected(reply.error());
+  if (reply->status != 200) co_return tl::unexpected(error_from_reply(reply->status, reply->body));
+  co_return reply->body;
+}
+
 }  // namespace appvirt::broker

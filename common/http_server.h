@@ -5,6 +5,8 @@
 // before the body is read), the time to send a header and a body (408), and the number of open
 // connections (503). Handlers are coroutines so a slow request (a session launch) does not block
 // the others. Asio errors never escape as exceptions: every operation uses redirect_error.
+// An optional decorator sees every response before it is written — the handlers' and the
+// server's own (408, 413, 431, 400, 404/405, 500, 503) — so a server can add its headers once.
 #include "common/beast.h"
 #include <chrono>
 #include <functional>
@@ -24,6 +26,8 @@ namespace beast = boost::beast;
 
 using PathParams = std::map<std::string, std::string, std::less<>>;
 using Handler = std::function<asio::awaitable<Response>(const Request&, const PathParams&)>;
+// Called on every response the server writes, just before it is written.
+using ResponseDecorator = std::function<void(Response&)>;
 
 // Routes by method and path. Patterns are literal segments and "{name}" parameters, matched
 // segment by segment: "/v1/sessions/{id}". The query string is ignored for routing.
@@ -63,10 +67,11 @@ class HttpServer {
     Router router;
     ServerLimits limits;
     std::size_t active;
+    ResponseDecorator decorate = {};  // may be empty
   };
 
-  HttpServer(Router router, ServerLimits limits)
-      : state_(std::make_shared<State>(State{std::move(router), limits, 0})) {}
+  HttpServer(Router router, ServerLimits limits, ResponseDecorator decorate = {})
+      : state_(std::make_shared<State>(State{std::move(router), limits, 0, std::move(decorate)})) {}
 
   // Accepts on the acceptor until it is closed; each connection runs as its own coroutine.
   // The acceptor must outlive the loop; connections keep the server state alive themselves.
@@ -134,7 +139,8 @@ unsigned status_for_read_error(const boost::system::error_code& ec, bool timed_o
 
 template <class Stream>
 asio::awaitable<bool> write_response(Stream& stream, Response res, bool keep_alive,
-                                     const ServerLimits& limits) {
+                                     const ServerLimits& limits, const ResponseDecorator& decorate) {
+  if (decorate) decorate(res);
   res.keep_alive(keep_alive);
   res.prepare_payload();
   boost::system::error_code ec;
@@ -179,7 +185,8 @@ asio::awaitable<void> HttpServer::serve(std::shared_ptr<State> state, Stream str
       if (length && *length > limits.max_body_bytes) {
         // Named, not a temporary: g++ 12 destroys temporaries in a co_await full-expression twice.
         Response too_large = error_response(bhttp::status::payload_too_large, "request body too large");
-        co_await detail::write_response(stream, std::move(too_large), false, limits);
+        co_await detail::write_response(stream, std::move(too_large), false, limits,
+                                        state->decorate);
         break;
       }
       detail::Deadline<Stream> deadline(stream, limits.body_timeout);
@@ -192,14 +199,17 @@ asio::awaitable<void> HttpServer::serve(std::shared_ptr<State> state, Stream str
       if (code != 0) {
         Response err = error_response(static_cast<bhttp::status>(code),
                                       timed_out ? "timeout" : ec.message());
-        co_await detail::write_response(stream, std::move(err), false, limits);
+        co_await detail::write_response(stream, std::move(err), false, limits, state->decorate);
       }
       break;
     }
     Request req = parser.release();
     bool keep_alive = req.keep_alive();
     Response res = co_await detail::dispatch(state->router, req);
-    if (!co_await detail::write_response(stream, std::move(res), keep_alive, limits)) break;
+    if (!co_await detail::write_response(stream, std::move(res), keep_alive, limits,
+                                         state->decorate)) {
+      break;
+    }
     if (!keep_alive) break;
   }
   detail::close_stream(stream);
@@ -219,13 +229,12 @@ asio::awaitable<void> HttpServer::accept_loop(std::shared_ptr<State> state, Acce
       continue;
     }
     if (state->active >= state->limits.max_connections) {
-      auto refuse = [](auto s, ServerLimits limits) -> asio::awaitable<void> {
+      auto refuse = [](auto s, std::shared_ptr<State> st) -> asio::awaitable<void> {
         Response busy = error_response(bhttp::status::service_unavailable, "too many connections");
-        co_await detail::write_response(s, std::move(busy), false, limits);
+        co_await detail::write_response(s, std::move(busy), false, st->limits, st->decorate);
         detail::close_stream(s);
       };
-      asio::co_spawn(acceptor.get_executor(), refuse(std::move(socket), state->limits),
-                     asio::detached);
+      asio::co_spawn(acceptor.get_executor(), refuse(std::move(socket), state), asio::detached);
       continue;
     }
     asio::co_spawn(acceptor.get_executor(), serve(state, std::move(socket)), asio::detached);

@@ -31,6 +31,15 @@ Result<int64_t> optional_timeout(const nlohmann::json& j, const char* key) {
   return j[key].get<int64_t>();
 }
 
+// idle_timeout_s and disconnect_timeout_s of a launch or a timeouts change.
+Result<SessionTimeouts> timeouts_of(const nlohmann::json& j) {
+  auto idle = optional_timeout(j, "idle_timeout_s");
+  if (!idle) return tl::unexpected(idle.error());
+  auto disconnect = optional_timeout(j, "disconnect_timeout_s");
+  if (!disconnect) return tl::unexpected(disconnect.error());
+  return SessionTimeouts{*idle, *disconnect};
+}
+
 Response error_for(const ApiError& e) {
   return http::error_response(static_cast<bhttp::status>(e.status), e.message);
 }
@@ -45,6 +54,13 @@ nlohmann::json launch_reply(const LaunchResult& r) {
 }
 
 }  // namespace
+
+Result<SessionTimeouts> timeouts_from_json(const nlohmann::json& j) {
+  for (const auto& [key, v] : j.items()) {
+    if (key != "idle_timeout_s" && key != "disconnect_timeout_s") return fail(key + ": unknown field");
+  }
+  return timeouts_of(j);
+}
 
 Result<LaunchRequest> launch_request_from_json(const nlohmann::json& j) {
   static const std::set<std::string> known = {"user",  "app_id", "command",
@@ -81,12 +97,10 @@ Result<LaunchRequest> launch_request_from_json(const nlohmann::json& j) {
   if (!h) return tl::unexpected(h.error());
   r.width = *w;
   r.height = *h;
-  auto idle = optional_timeout(j, "idle_timeout_s");
-  if (!idle) return tl::unexpected(idle.error());
-  auto disconnect = optional_timeout(j, "disconnect_timeout_s");
-  if (!disconnect) return tl::unexpected(disconnect.error());
-  r.idle_timeout_s = *idle;
-  r.disconnect_timeout_s = *disconnect;
+  auto timeouts = timeouts_of(j);
+  if (!timeouts) return tl::unexpected(timeouts.error());
+  r.idle_timeout_s = timeouts->idle_s;
+  r.disconnect_timeout_s = timeouts->disconnect_s;
   if (j.contains("isolation") && !j["isolation"].is_null()) {
     if (!j["isolation"].is_string() ||
         (j["isolation"] != "container" && j["isolation"] != "vm")) {
@@ -138,6 +152,20 @@ http::Router make_control_router(SessionManager& sm) {
           if (!applied) co_return error_for(applied.error());
           co_return http::json_response(bhttp::status::ok,
                                         {{"user", p.at("user")}, {"limits", limits_to_json(*applied)}});
+        });
+  r.add(bhttp::verb::put, "/v1/users/{user}/timeouts",
+        [&sm](const Request& req, const PathParams& p) -> asio::awaitable<Response> {
+          auto body = http::parse_json_object(req.body());
+          if (!body) co_return http::error_response(bhttp::status::bad_request, body.error().message);
+          auto t = timeouts_from_json(*body);
+          if (!t) co_return http::error_response(bhttp::status::bad_request, t.error().message);
+          auto changed = sm.set_user_timeouts(p.at("user"), *t);
+          if (!changed) co_return error_for(changed.error());
+          co_return http::json_response(bhttp::status::ok,
+                                        {{"user", p.at("user")},
+                                         {"idle_timeout_s", t->idle_s},
+                                         {"disconnect_timeout_s", t->disconnect_s},
+                                         {"sessions", *changed}});
         });
   r.add(bhttp::verb::get, "/v1/health",
         [&sm](const Request&, const PathParams&) -> asio::awaitable<Response> {

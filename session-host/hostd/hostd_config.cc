@@ -48,6 +48,7 @@ void read_display(ConfigReader& r, HostdConfig& c) {
   c.default_height = static_cast<int>(r.get_int("display.height", c.default_height, 64, 8192));
   c.xvfb_start_timeout = std::chrono::milliseconds(
       r.get_int("display.start_timeout_ms", c.xvfb_start_timeout.count(), 100, 120'000));
+  c.xvfb_glx = r.get_bool("display.glx", c.xvfb_glx);
 }
 
 void read_limits(ConfigReader& r, HostdConfig& c) {

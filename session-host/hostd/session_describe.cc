@@ -10,7 +10,14 @@ nlohmann::json SessionManager::describe(const Session& s) const {
   nlohmann::json j = session_to_api(s);
   j["clients"] = nullptr;
   j["usage"] = nullptr;
-  if (s.state != SessionState::running || s.isolation == "vm") return j;
+  if (s.state != SessionState::running) return j;
+  if (s.is_vm()) {  // the guest agent's relay; no cgroup of its own (yet)
+    auto it = sessions_.find(s.id);
+    if (it != sessions_.end() && it->second->vm_activity) {
+      j["clients"] = it->second->vm_activity->clients;
+    }
+    return j;
+  }
   if (auto activity = read_endpoint_activity(activity_file(s))) j["clients"] = activity->clients;
   if (auto u = deps_.cgroups.usage(s.session_cgroup())) {
     j["usage"] = {{"memory_bytes", u->memory_bytes}, {"pids", u->pids}, {"cpu_usec", u->cpu_usec}};

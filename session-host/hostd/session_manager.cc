@@ -209,6 +209,9 @@ asio::awaitable<ApiResult<void>> SessionManager::start_display(std::shared_ptr<L
       std::to_string(s.width) + "x" + std::to_string(s.height) + "x24",
       // The file socket in the x11 dir is the one appvirt-rdp uses; no TCP, no abstract socket.
       "-nolisten", "tcp", "-nolisten", "local", "-noreset"};
+  if (!config_.xvfb_glx) {
+    argv.insert(argv.end(), {"-extension", "GLX"});  // no Mesa in every session (display.glx)
+  }
   std::vector<std::string> env = session_env(user);
   std::string what = "xvfb";
   auto xvfb = co_await start_in_container(live, user, argv, env, what);

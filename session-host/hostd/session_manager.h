@@ -5,6 +5,7 @@
 // SandboxRunner, CgroupControl, RdpLauncher, Clock) so tests can drive it with fakes.
 #include <utility>  // before Boost: asio's awaitable.hpp uses std::exchange without including it
 
+#include <atomic>
 #include <boost/asio.hpp>
 #include <map>
 #include <mutex>
@@ -19,6 +20,7 @@
 #include "session-host/hostd/child_reaper.h"
 #include "session-host/hostd/clock.h"
 #include "session-host/hostd/display_alloc.h"
+#include "session-host/hostd/endpoint_activity.h"
 #include "session-host/hostd/hostd_config.h"
 #include "session-host/hostd/pid_watch.h"
 #include "session-host/hostd/rdp_launcher.h"
@@ -94,6 +96,11 @@ class SessionManager {
   ApiResult<Session> logoff(const std::string& id);
   // Live change of a user's container limits (unset fields fall back to the defaults).
   ApiResult<Limits> set_user_limits(const std::string& user, const Limits& limits);
+  // Live change of the idle/disconnect timeouts of a user's starting and running sessions
+  // (a policy change): stored with each session and enforced from the next check. Returns the
+  // ids of the sessions changed; 404 when the user has none.
+  ApiResult<std::vector<std::string>> set_user_timeouts(const std::string& user,
+                                                        const SessionTimeouts& t);
 
   // Reads the state directory at start: re-adopts live sessions, ends and cleans up the rest.
   void adopt();
@@ -123,6 +130,10 @@ class SessionManager {
     bool activity_warned = false;  // the activity report was unreadable (logged once)
     std::shared_ptr<vm::VmSession> vm;     // VM sessions: QEMU, powered off at the end
     std::unique_ptr<PidWatch> vm_watch;    // QEMU's exit (the guest powered itself off)
+    // VM sessions: the guest agent's last activity relay, stamped in host monotonic time (none
+    // yet: no verdict), and the stop flag of the thread reading the agent channel.
+    std::optional<EndpointActivity> vm_activity;
+    std::shared_ptr<std::atomic<bool>> vm_reader_stop;
   };
   struct Container {
     ContainerRecord rec;
@@ -172,6 +183,8 @@ class SessionManager {
   void arm_timeout_check(Live& live, std::chrono::milliseconds after);
   void check_timeouts(const std::string& id);
   std::string activity_file(const Session& s) const;  // <runtime>/s/<sid>/status.json
+  // The report a verdict is made on: the endpoint's file, or a VM guest's relayed report.
+  Result<EndpointActivity> current_activity(const Live& live) const;
 
   // VM sessions (vm_sessions.cc).
   boost::asio::awaitable<ApiResult<LaunchResult>> launch_vm(LaunchRequest req, UserInfo user);
@@ -182,6 +195,10 @@ class SessionManager {
   void end_vm(Live& live, bool wait);
   bool adopt_vm(Live& live);
   std::string vm_session_dir(const std::string& id) const;  // <state_dir>/vm/<sid>
+  // The guest agent's events after ready (vm_activity.cc): a reader thread per VM session.
+  void start_vm_agent_reader(Live& live, std::optional<vm::AgentChannel> channel);
+  void stop_vm_agent_reader(Live& live);
+  void on_vm_activity(const std::string& id, const vm::AgentActivity& a);
 
   // Paths.
   std::string user_runtime(const std::string& user) const;

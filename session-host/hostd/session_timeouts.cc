@@ -43,7 +43,7 @@ void SessionManager::check_timeouts(const std::string& id) {
   Session& s = live->s;
   if (s.state != SessionState::running) return;
   milliseconds next = config_.activity_poll;
-  auto activity = read_endpoint_activity(activity_file(s));
+  auto activity = current_activity(*live);  // VM sessions: the guest agent's relay
   if (!activity) {
     // No report, no verdict: a session is never ended on missing evidence.
     if (!live->activity_warned) {
@@ -67,6 +67,33 @@ void SessionManager::check_timeouts(const std::string& id) {
     next = std::min(next, std::max(milliseconds(10), milliseconds(v.next_check_ms - now)));
   }
   arm_timeout_check(*live, next);
+}
+
+ApiResult<std::vector<std::string>> SessionManager::set_user_timeouts(const std::string& user,
+                                                                      const SessionTimeouts& t) {
+  std::vector<std::string> changed;
+  for (auto& [id, live] : sessions_) {
+    Session& s = live->s;
+    if (s.user != user || s.state == SessionState::ended) continue;
+    s.idle_timeout_s = t.idle_s;
+    s.disconnect_timeout_s = t.disconnect_s;
+    // Persisted first: a restarted hostd re-adopts the session with the new values.
+    if (auto r = deps_.store.save(s); !r) {
+      spdlog::warn("session save_failed session={} error={}", s.id, log_quote(r.error().str()));
+    }
+    // A starting session is watched once it runs (launch); a running one is re-armed, so a
+    // timeout that was "none" starts being checked and a removed one stops.
+    if (s.state == SessionState::running) {
+      stop_timeout_watch(*live);
+      watch_timeouts(*live);
+    }
+    changed.push_back(id);
+  }
+  if (changed.empty()) return api_error(404, "no live session for user " + user);
+  spdlog::info("session timeouts_changed user={} sessions={} idle_timeout_s={} "
+               "disconnect_timeout_s={}",
+               user, changed.size(), t.idle_s, t.disconnect_s);
+  return changed;
 }
 
 }  // namespace appvirt::hostd

@@ -211,6 +211,7 @@ asio::awaitable<ApiResult<LaunchResult>> SessionManager::launch_vm(LaunchRequest
   }
   spdlog::info("session started session={} user={} app={} isolation=vm port={} qemu_pid={}", s.id,
                s.user, log_quote(s.app_id), s.tcp_port, live->vm->record().pid);
+  watch_timeouts(*live);
   co_return LaunchResult{s, sec};
 }
 
@@ -255,6 +256,7 @@ asio::awaitable<ApiResult<void>> SessionManager::boot_vm(std::shared_ptr<Live> l
   const vm::VmRecord& rec = live->vm->record();
   ProcRef qemu{rec.pid, rec.start_time};
   live->vm_watch = watch(s.id, qemu, "vm");
+  start_vm_agent_reader(*live, live->vm->take_agent());
   s.state = SessionState::running;
   if (auto r = deps_.store.save(s); !r) co_return api_error(500, "persist: " + r.error().str());
   co_return ApiResult<void>{};
@@ -262,6 +264,7 @@ asio::awaitable<ApiResult<void>> SessionManager::boot_vm(std::shared_ptr<Live> l
 
 void SessionManager::end_vm(Live& live, bool wait) {
   live.vm_watch.reset();
+  stop_vm_agent_reader(live);
   std::shared_ptr<vm::VmSession> vm = std::move(live.vm);
   const Session& s = live.s;
   if (!vm && !s.vm.is_null()) {
@@ -311,6 +314,8 @@ bool SessionManager::adopt_vm(Live& live) {
   }
   live.vm = std::make_shared<vm::VmSession>(std::move(*adopted));
   live.vm_watch = watch(s.id, ProcRef{rec->pid, rec->start_time}, "vm");
+  start_vm_agent_reader(live, std::nullopt);  // a new client of the agent socket
+  watch_timeouts(live);
   spdlog::info("adopt session_adopted session={} user={} isolation=vm port={}", s.id, s.user,
                s.tcp_port);
   return true;

@@ -154,7 +154,10 @@ Result<void> serve(const RdpOptions& o) {
 
   auto x_hold = XDisplayHold::open();
   if (!x_hold) return tl::unexpected(x_hold.error());
-  auto host = ShadowHost::start({*config_dir, *secret, activity.get()});
+  auto host = ShadowHost::start(
+      {*config_dir, *secret, activity.get(),
+       o.capture == "stock" ? CaptureMode::stock : CaptureMode::damage,
+       o.codecs == "stock" ? CodecPolicy::stock : CodecPolicy::lossless});
   if (!host) return tl::unexpected(host.error());
   std::vector<int> fds = {listening.unix_socket.fd.get()};
   if (listening.tcp) fds.push_back(listening.tcp->fd.get());

@@ -49,6 +49,14 @@ std::optional<int> parse_options(int argc, char** argv, RdpOptions& out) {
                  "file to keep the activity report in (clients, last input), for hostd");
   app.add_option("--log-level", out.log_level, "trace, debug, info, warn or error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  app.add_option("--capture", out.capture,
+                 "damage: capture only what XDamage reports changed (default); stock: FreeRDP's "
+                 "built-in X11 subsystem, which polls the whole screen 16 times a second")
+      ->check(CLI::IsMember({"damage", "stock"}));
+  app.add_option("--codecs", out.codecs,
+                 "lossless: planar/interleaved bitmaps only (default); stock: FreeRDP's choice "
+                 "(GFX with full-screen H.264 when the client offers it)")
+      ->check(CLI::IsMember({"lossless", "stock"}));
   try {
     app.parse(argc, argv);
     if (!is_display_name(out.display)) {

@@ -19,6 +19,8 @@ struct RdpOptions {
   int ready_fd = -1;
   std::filesystem::path status_file;  // empty: no activity report
   std::string log_level = "info";
+  std::string capture = "damage";  // damage | stock (shadow_host.h CaptureMode)
+  std::string codecs = "lossless";  // lossless | stock (shadow_host.h CodecPolicy)
 };
 
 // Fills `out` from argv. Returns an exit code when the process should end now (--help: 0,

@@ -14,12 +14,13 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "session-host/rdp/damage_subsystem.h"
 
 namespace appvirt::rdp {
 
 namespace {
-// The X11 subsystem's own hooks (it sets Authenticate to a PAM check, nothing else today),
-// called after ours.
+// The subsystem's own hooks (the built-in X11 one also sets Authenticate to a PAM check, which
+// ours replaces), called after ours.
 pfnShadowClientConnect g_subsystem_client_connect = nullptr;
 pfnShadowClientDisconnect g_subsystem_client_disconnect = nullptr;
 pfnShadowKeyboardEvent g_subsystem_keyboard = nullptr;
@@ -67,12 +68,25 @@ struct ShadowCallbacks {
     return CookieGate::cookie_matches(line, host_of(subsystem->server)->config_.secret);
   }
 
+  // Runs at the end of FreeRDP's PostConnect, before the GFX channel would be opened and before
+  // the first frame is encoded, so the codec choice made here holds for the whole connection.
+  static void apply_codec_policy(rdpShadowSubsystem* subsystem, rdpSettings* s) {
+    if (host_of(subsystem->server)->config_.codecs != CodecPolicy::lossless) return;
+    // The shadow server's GFX path is H.264 of the whole screen for every change (~0.5 Mbit/s
+    // for typing); without GFX and with RemoteFX/NSCodec off it sends planar (32 bpp) or
+    // interleaved (16 bpp) bitmaps of just the changed 64x64 tiles.
+    freerdp_settings_set_bool(s, FreeRDP_SupportGraphicsPipeline, FALSE);
+    freerdp_settings_set_bool(s, FreeRDP_RemoteFxCodec, FALSE);
+    freerdp_settings_set_bool(s, FreeRDP_NSCodec, FALSE);
+  }
+
   static BOOL client_connect(rdpShadowSubsystem* subsystem, rdpShadowClient* client) {
     if (!token_ok(subsystem, client)) {
       spdlog::error("rdp-client-refused reason=routing-token-mismatch-after-handoff");
       return FALSE;
     }
     rdpSettings* s = client->context.settings;
+    apply_codec_policy(subsystem, s);
     spdlog::info("rdp-client-connected peer={} width={} height={} bpp={}",
                  log_quote(client->context.peer->hostname), s->DesktopWidth, s->DesktopHeight,
                  s->ColorDepth);
@@ -138,7 +152,11 @@ Result<std::unique_ptr<ShadowHost>> ShadowHost::start(Config config) {
 
 Result<void> ShadowHost::init() {
   quiet_secret_logging();
-  shadow_subsystem_set_entry_builtin("X11");
+  if (config_.capture == CaptureMode::damage) {
+    shadow_subsystem_set_entry(&damage_subsystem_entry);
+  } else {
+    shadow_subsystem_set_entry_builtin("X11");
+  }
   server_ = shadow_server_new();
   if (!server_) return fail("shadow_server_new failed");
   server_->ext = this;

@@ -1,5 +1,6 @@
 #pragma once
-// libfreerdp-shadow2 with its built-in X11 subsystem, embedded without its own listener.
+// libfreerdp-shadow2 with appvirt's damage-driven subsystem (or the built-in X11 one), embedded
+// without its own listener.
 //
 // The shadow server's thread waits on listener->GetEventHandles() and calls
 // listener->CheckFileDescriptor(), which accepts and calls listener->PeerAccepted
@@ -23,12 +24,22 @@ struct rdp_shadow_server;
 
 namespace appvirt::rdp {
 
+// How the screen is captured: `damage` is appvirt's XDamage-driven subsystem
+// (damage_subsystem.h), `stock` FreeRDP's built-in X11 subsystem (polls the whole screen).
+enum class CaptureMode { damage, stock };
+// Which encoders a client may get: `lossless` = planar/interleaved bitmaps only (no GFX/H.264,
+// RemoteFX or NSCodec: exact pixels, and a few hundred bytes per typed character), `stock` =
+// whatever FreeRDP's shadow server negotiates (GFX + full-screen H.264 when the client offers it).
+enum class CodecPolicy { lossless, stock };
+
 class ShadowHost {
  public:
   struct Config {
     std::string config_dir;  // holds shadow/shadow.crt and shadow/shadow.key
     std::string secret;      // re-checked against the routing token when a client connects
     ActivityReport* activity = nullptr;  // borrowed; told of connects, disconnects and input
+    CaptureMode capture = CaptureMode::damage;
+    CodecPolicy codecs = CodecPolicy::lossless;
   };
 
   // shadow_server_new/init (opens the X display from DISPLAY/XAUTHORITY) and start.

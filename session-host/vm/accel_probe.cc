@@ -37,7 +37,7 @@ std::vector<std::string> probe_command(const std::string& qemu, const VmImage& i
           "-initrd",
           image.initrd,
           "-append",
-          "console=ttyS0 quiet panic=-1 appvirt.probe=1"};
+          "console=ttyS0 quiet no_timer_check panic=-1 appvirt.probe=1"};
 }
 
 namespace {

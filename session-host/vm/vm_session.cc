@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -140,29 +141,30 @@ void VmSession::kill_now() {
 Result<nlohmann::json> VmSession::wait_ready(milliseconds timeout) {
   auto deadline = steady_clock::now() + timeout;
   if (!agent_) {
-    auto fd = connect_unix(paths_.agent_socket, timeout);
-    if (!fd) return tl::unexpected(wrap("guest agent", fd.error()));
-    agent_ = std::move(*fd);
+    auto channel = AgentChannel::connect(paths_.agent_socket, timeout);
+    if (!channel) return tl::unexpected(channel.error());
+    agent_.emplace(std::move(*channel));
   }
   while (true) {
-    std::string line;
-    auto got = read_line(agent_.get(), agent_buffer_, line, deadline);
-    if (!got) {
-      return fail("guest agent: no ready report (" + got.error().str() +
+    auto left = std::chrono::duration_cast<milliseconds>(deadline - steady_clock::now());
+    auto msg = agent_->next(std::max(left, milliseconds(0)));
+    if (!msg || !*msg) {
+      return fail("guest agent: no ready report (" +
+                  (msg ? std::string("timed out") : msg.error().str()) +
                   "); console: " + tail_file(paths_.console_log, 600));
     }
-    if (!*got) {
-      return fail("guest agent: channel closed (QEMU exited?); console: " +
-                  tail_file(paths_.console_log, 600));
-    }
-    auto msg = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (msg.is_discarded() || !msg.is_object()) continue;  // noise on the channel
-    auto event = msg.value("event", std::string());
-    if (event == "ready") return msg;
+    auto event = (*msg)->value("event", std::string());
+    if (event == "ready") return **msg;
     if (event == "failed" || event == "exited") {
-      return fail("guest agent reported " + msg.dump());
+      return fail("guest agent reported " + (*msg)->dump());
     }
   }
+}
+
+std::optional<AgentChannel> VmSession::take_agent() {
+  std::optional<AgentChannel> out = std::move(agent_);
+  agent_.reset();
+  return out;
 }
 
 Result<void> VmSession::power_off(milliseconds grace) {

@@ -10,6 +10,7 @@
 
 #include "common/result.h"
 #include "common/unique_fd.h"
+#include "session-host/vm/agent_channel.h"
 #include "session-host/vm/qemu_command.h"
 #include "session-host/vm/vm_spec.h"
 
@@ -42,6 +43,9 @@ class VmSession {
   // Waits for the guest agent's {"event":"ready",...}; an error names the failed guest step,
   // or says QEMU exited or the time ran out.
   Result<nlohmann::json> wait_ready(milliseconds timeout);
+  // The agent channel wait_ready opened, for a reader of the events after ready (activity);
+  // empty if none is open. QEMU serves one client at a time: take it, do not open another.
+  std::optional<AgentChannel> take_agent();
   bool running() const;
   // QMP system_powerdown, up to `grace` for the guest to power off, then QMP quit, then
   // SIGKILL; then removes session_dir (overlay included). Safe to call twice.
@@ -58,8 +62,7 @@ class VmSession {
   VmRecord record_;
   VmPaths paths_;
   UniqueFd pidfd_;
-  UniqueFd agent_;
-  std::string agent_buffer_;
+  std::optional<AgentChannel> agent_;
 };
 
 // Last `max_bytes` of a log file (error messages).

@@ -11,6 +11,7 @@
 
 #include "broker/api.h"
 #include "broker/sqlite_store.h"
+#include "broker/static_files.h"
 #include "policies/policy_file.h"
 #include "tests/broker/fakes.h"
 
@@ -142,8 +143,35 @@ TEST_F(ApiTest, LoginSetsHardenedCookieAndCsrfToken) {
   EXPECT_EQ(body["user"], "alice");
   EXPECT_EQ(body["admin"], false);
   EXPECT_GE(body["csrf_token"].get<std::string>().size(), 22u);
-  EXPECT_EQ(res["Cache-Control"], "no-store");
   EXPECT_EQ(auth_.last_address, "10.1.2.3") << "IPv4-mapped peer is normalised for PAM_RHOST";
+}
+
+TEST(ResponseDecoratorTest, EveryResponseGetsTheSecurityHeadersAndKeepsItsOwnCaching) {
+  // What the broker's server applies to each response it writes (errors before routing too).
+  http::Response error = http::error_response(bhttp::status::request_timeout, "timeout");
+  api::decorate(error);
+  EXPECT_EQ(error["Content-Security-Policy"], "default-src 'none'; frame-ancestors 'none'");
+  EXPECT_EQ(error["Cache-Control"], "no-store");
+  EXPECT_EQ(error["X-Content-Type-Options"], "nosniff");
+  EXPECT_EQ(error["X-Frame-Options"], "DENY");
+  EXPECT_EQ(error["Referrer-Policy"], "no-referrer");
+  EXPECT_EQ(error["Strict-Transport-Security"], "max-age=31536000");
+
+  http::Response rdp{bhttp::status::ok, 11};
+  rdp.set(bhttp::field::content_type, "application/x-rdp");
+  api::decorate(rdp);
+  EXPECT_EQ(rdp["Content-Security-Policy"], kPortalCsp);
+  EXPECT_EQ(rdp["Cache-Control"], "no-store");
+
+  // A portal file keeps its revalidation and its CSP.
+  http::Response page{bhttp::status::ok, 11};
+  page.set(bhttp::field::content_type, "text/html; charset=utf-8");
+  page.set(bhttp::field::cache_control, "no-cache");
+  page.set("Content-Security-Policy", "default-src 'self'");
+  api::decorate(page);
+  EXPECT_EQ(page["Cache-Control"], "no-cache");
+  EXPECT_EQ(page["Content-Security-Policy"], "default-src 'self'");
+  EXPECT_EQ(page["X-Frame-Options"], "DENY");
 }
 
 TEST_F(ApiTest, WrongPasswordAndUnknownUserLookTheSame) {

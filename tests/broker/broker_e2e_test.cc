@@ -5,9 +5,6 @@
 // the gateway really shows the app.
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -19,6 +16,7 @@
 #include <thread>
 
 #include "common/http_client.h"
+#include "tests/broker/broker_fixture.h"
 #include "tests/broker/e2e_support.h"
 #include "tests/tools/test_support.h"
 
@@ -28,116 +26,21 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using appvirt::testing::Child;
+using appvirt::testing::eventually;
+using appvirt::testing::read_text_file;
 using appvirt::testing::run_capture;
+using Session = WebSession;
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), {});
-}
-
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds timeout = 15s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(50ms);
-  }
-  return true;
-}
-
-struct Session {
-  std::string cookie;
-  std::string csrf;
-};
-
-class BrokerE2eTest : public ::testing::Test {
+class BrokerE2eTest : public BrokerHostdTest {
  protected:
-  void SetUp() override {
-    ASSERT_EQ(::geteuid(), 0u) << "this e2e test needs root (users, PAM, hostd)";
-    ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
-    char tmpl[] = "/tmp/broker-e2e-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    ::chmod(dir_.c_str(), 0755);
-    pam_ = std::make_unique<TempPamService>(APPVIRT_PAM_FILE);
-    ASSERT_TRUE(pam_->ok());
-    staff_ = std::make_unique<TempGroup>("avbs");
-    admins_ = std::make_unique<TempGroup>("avbadm");
-    ASSERT_TRUE(staff_->ok() && admins_->ok());
-    alice_ = std::make_unique<TempUser>("avba", std::vector<std::string>{staff_->name()});
-    bob_ = std::make_unique<TempUser>("avbb", std::vector<std::string>{});
-    ada_ = std::make_unique<TempUser>("avbc", std::vector<std::string>{admins_->name()});
-    ASSERT_TRUE(alice_->ok() && bob_->ok() && ada_->ok());
-    install_app(*alice_);
-    install_app(*bob_);
+  BrokerE2eTest() : BrokerHostdTest({.dir = "broker-e2e", .prefix = "avb", .bob_is_staff = false}) {}
+
+  void write_broker_config() override {
     std::ofstream(dir_ + "/gateway.secret") << std::string(48, 'G') << "\n";
     std::ofstream(dir_ + "/host.secret") << std::string(48, 'H') << "\n";
     auto gw = appvirt::testing::free_tcp_port();
     ASSERT_TRUE(gw);
     gateway_port_ = static_cast<uint16_t>(*gw);
-    write_hostd_config();
-    write_broker_config();
-    start_hostd();
-    start_broker();
-  }
-
-  void TearDown() override {
-    if (broker_.running()) stop_broker();
-    std::set<std::string> ids;
-    if (hostd_.running()) {
-      auto list = http::unix_request(sock_, http::bhttp::verb::get, "/v1/sessions", "", 10s);
-      if (list && list->status == 200) {
-        nlohmann::json parsed = nlohmann::json::parse(list->body, nullptr, false);
-        if (parsed.is_object()) {
-          for (const auto& s : parsed["sessions"]) ids.insert(s["session_id"]);
-        }
-      }
-      hostd_.terminate(10s);  // --terminate-sessions-on-exit: ends every session
-    }
-    for (TempUser* u : {alice_.get(), bob_.get(), ada_.get()}) {
-      if (!u || !u->ok()) continue;
-      for (pid_t p : pids_of_uid(u->uid())) ::kill(p, SIGKILL);
-    }
-    eventually([&] {
-      reap_orphans();
-      for (TempUser* u : {alice_.get(), bob_.get()}) {
-        if (u && u->ok() && !pids_of_uid(u->uid()).empty()) return false;
-      }
-      return true;
-    }, 5s);
-    for (TempUser* u : {alice_.get(), bob_.get(), ada_.get()}) {
-      if (u) remove_cgroup("appvirt/u-" + u->name());
-    }
-    for (const auto& id : ids) remove_cgroup("appvirt/rdp/s-" + id);
-    alice_.reset();
-    bob_.reset();
-    ada_.reset();
-    staff_.reset();
-    admins_.reset();
-    pam_.reset();
-    if (!dir_.empty()) fs::remove_all(dir_);
-  }
-
-  void install_app(const TempUser& u) {
-    // Only /usr, some of /etc and the home are visible in the container.
-    std::string app = u.home() + "/appvirt-testpattern";
-    fs::copy_file(APPVIRT_TESTPATTERN, app, fs::copy_options::overwrite_existing);
-    struct stat st {};
-    ::stat(u.home().c_str(), &st);
-    ::chown(app.c_str(), st.st_uid, st.st_gid);
-    ::chmod(app.c_str(), 0755);
-  }
-
-  void write_hostd_config() {
-    sock_ = dir_ + "/run/hostd.sock";
-    std::ofstream(dir_ + "/hostd.toml") << "state_dir = \"" << dir_ << "/hostd\"\n"
-                                        << "runtime_dir = \"" << dir_ << "/run\"\n"
-                                        << "[paths]\n"
-                                        << "sandbox = \"" << APPVIRT_SANDBOX << "\"\n"
-                                        << "rdp = \"" << APPVIRT_RDP << "\"\n";
-  }
-
-  void write_broker_config() {
     // A policy file the broker must apply: smaller screens and a memory limit for everyone.
     std::ofstream(dir_ + "/policies.toml") << "[defaults]\nmax_resolution = \"1024x768\"\n"
                                            << "memory_max = \"1G\"\n";
@@ -166,83 +69,16 @@ class BrokerE2eTest : public ::testing::Test {
         << "[[apps]]\nid = \"root-only\"\ncommand = [\"/bin/true\"]\nusers = [\"root\"]\n";
   }
 
-  void start_hostd() {
-    appvirt::testing::SpawnOptions o;
-    o.stderr_file = dir_ + "/hostd.log";
-    auto c = Child::spawn({APPVIRT_HOSTD, "--config", dir_ + "/hostd.toml",
-                           "--terminate-sessions-on-exit"}, o);
-    ASSERT_TRUE(c) << c.error().str();
-    hostd_ = std::move(*c);
-    ASSERT_TRUE(eventually([&] {
-      auto r = http::unix_request(sock_, http::bhttp::verb::get, "/v1/health", "", 2s);
-      return r && r->status == 200;
-    })) << read_text(o.stderr_file);
-  }
-
-  void start_broker() {
-    appvirt::testing::SpawnOptions o;
-    o.stderr_file = dir_ + "/broker.log." + std::to_string(++broker_runs_);
-    std::string port_file = dir_ + "/broker.port";
-    fs::remove(port_file);
-    auto c = Child::spawn({APPVIRT_BROKER, "--config", dir_ + "/broker.toml", "--port-file", port_file}, o);
-    ASSERT_TRUE(c) << c.error().str();
-    broker_ = std::move(*c);
-    ASSERT_TRUE(eventually([&] { return fs::exists(port_file); })) << read_text(o.stderr_file);
-    port_ = static_cast<uint16_t>(std::stoi(read_text(port_file)));
-    // The broker probes its configured host right away; wait until it counts it as up.
-    ASSERT_TRUE(eventually([&] {
-      auto r = https(port_, "GET", "/healthz");
-      return r && r->status == 200 && nlohmann::json::parse(r->body)["hosts_up"] == 1;
-    })) << read_text(o.stderr_file);
-  }
-
-  void stop_broker() {
-    ::kill(broker_.pid(), SIGTERM);
-    auto code = broker_.wait_exit(10s);
-    ASSERT_TRUE(code) << "broker did not stop within 10 s of SIGTERM";
-    EXPECT_EQ(*code, 0);
-  }
-
-  std::string broker_log() const { return read_text(dir_ + "/broker.log." + std::to_string(broker_runs_)); }
-
-  Reply must(Result<Reply> r) {
-    EXPECT_TRUE(r) << (r ? "" : r.error().str());
-    return r ? *r : Reply{};
-  }
-
   Reply login_raw(const TempUser& u, const std::string& password) {
     return must(https(port_, "POST", "/api/v1/login",
                       nlohmann::json{{"username", u.name()}, {"password", password}}.dump()));
-  }
-
-  Session login(const TempUser& u) {
-    Reply r = login_raw(u, u.password());
-    EXPECT_EQ(r.status, 200u) << r.body;
-    std::string set = r.header("set-cookie");
-    std::string prefix = "__Host-appvirt_session=";
-    Session s;
-    if (set.rfind(prefix, 0) == 0) s.cookie = set.substr(prefix.size(), set.find(';') - prefix.size());
-    s.csrf = nlohmann::json::parse(r.body, nullptr, false).value("csrf_token", "");
-    return s;
-  }
-
-  Options as(const Session& s, bool csrf = true) {
-    Options o;
-    o.headers["Cookie"] = "__Host-appvirt_session=" + s.cookie;
-    if (csrf) o.headers["X-CSRF-Token"] = s.csrf;
-    return o;
   }
 
   Reply launch(const Session& s, const std::string& app) {
     return must(https(port_, "POST", "/api/v1/apps/" + app + "/launch", "", as(s)));
   }
 
-  static std::string token_of(const Reply& rdp) {
-    std::string key = "loadbalanceinfo:s:Cookie: msts=";
-    auto pos = rdp.body.find(key);
-    if (pos == std::string::npos) return {};
-    return rdp.body.substr(pos + key.size(), rdp.body.find("\r\n", pos) - pos - key.size());
-  }
+  static std::string token_of(const Reply& rdp) { return token_of_rdp_file(rdp.body); }
 
   Reply redeem(const std::string& token) {
     Options o;
@@ -257,14 +93,7 @@ class BrokerE2eTest : public ::testing::Test {
     return nlohmann::json::parse(r->body).value("state", "?");
   }
 
-  std::string dir_, sock_;
-  uint16_t port_ = 0;
   uint16_t gateway_port_ = 0;
-  int broker_runs_ = 0;
-  Child hostd_, broker_;
-  std::unique_ptr<TempPamService> pam_;
-  std::unique_ptr<TempGroup> staff_, admins_;
-  std::unique_ptr<TempUser> alice_, bob_, ada_;
 };
 
 TEST_F(BrokerE2eTest, LoginLaunchRedeemReattachAndLogoff) {
@@ -321,7 +150,7 @@ TEST_F(BrokerE2eTest, LoginLaunchRedeemReattachAndLogoff) {
     auto client = Child::spawn({"xfreerdp", dir_ + "/pattern.rdp", "/cert:ignore"}, o);
     ASSERT_TRUE(client) << client.error().str();
     auto cookie = gateway.cookie(20s);
-    ASSERT_TRUE(cookie) << cookie.error().str() << read_text(dir_ + "/xfreerdp.log");
+    ASSERT_TRUE(cookie) << cookie.error().str() << read_text_file(dir_ + "/xfreerdp.log");
     EXPECT_EQ(*cookie, "Cookie: msts=" + token);
   }
 
@@ -591,7 +420,7 @@ TEST(BrokerCli, CheckConfigReportsFileLineAndKey) {
   auto bad = run_capture({APPVIRT_BROKER, "--config", dir + "/bad.toml", "--check-config"}, 10s, o);
   ASSERT_TRUE(bad);
   EXPECT_EQ(bad->exit_code, 2);
-  std::string err = read_text(dir + "/err");
+  std::string err = read_text_file(dir + "/err");
   EXPECT_NE(err.find(dir + "/bad.toml:3: listen.port: must be an integer"), std::string::npos) << err;
   EXPECT_NE(err.find(dir + "/bad.toml:4: listen.bogus: unknown key"), std::string::npos) << err;
   auto good = run_capture({APPVIRT_BROKER, "--config", dir + "/good.toml", "--check-config"}, 10s);

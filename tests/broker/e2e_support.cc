@@ -17,7 +17,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <random>
+#include <nlohmann/json.hpp>
 
 #include "common/unique_fd.h"
 #include "common/x224.h"
@@ -30,48 +30,7 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 
-std::vector<pid_t> pids_of_uid(uid_t uid) {
-  std::vector<pid_t> out;
-  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
-    std::string name = e.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    struct stat st {};
-    if (::stat(e.path().c_str(), &st) == 0 && st.st_uid == uid) out.push_back(std::stoi(name));
-  }
-  return out;
-}
-
-void reap_orphans() {
-  while (::waitpid(-1, nullptr, WNOHANG) > 0) {
-  }
-}
-
-void remove_cgroup(const std::string& path) {
-  namespace fs = std::filesystem;
-  std::vector<fs::path> roots = {"/sys/fs/cgroup"};
-  for (const auto& e : fs::directory_iterator("/sys/fs/cgroup")) roots.push_back(e.path());
-  for (const auto& root : roots) {
-    fs::path d = root / path;
-    std::error_code ec;
-    if (!fs::exists(d, ec)) continue;
-    std::vector<std::string> tree;
-    for (const auto& e : fs::recursive_directory_iterator(d, ec)) {
-      if (e.is_directory()) tree.push_back(e.path());
-    }
-    std::sort(tree.rbegin(), tree.rend());
-    for (const auto& t : tree) ::rmdir(t.c_str());
-    ::rmdir(d.c_str());
-  }
-}
-
-std::string random_suffix() {
-  std::random_device rd;
-  return std::to_string(rd() % 1000000);
-}
-
 namespace {
-
-int sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
 
 ssl::context client_context(int max_version) {
   ssl::context ctx(ssl::context::tls_client);
@@ -184,38 +143,6 @@ Result<RawResult> silent_tcp(uint16_t port, milliseconds timeout) {
   return rr;
 }
 
-TempUser::TempUser(const std::string& prefix, const std::vector<std::string>& groups) {
-  name_ = prefix + random_suffix();
-  password_ = "Pw-" + random_suffix() + "-" + random_suffix() + "!x";
-  std::string cmd = "useradd -m -s /bin/sh";
-  if (!groups.empty()) {
-    cmd += " -G ";
-    for (std::size_t i = 0; i < groups.size(); ++i) cmd += (i ? "," : "") + groups[i];
-  }
-  if (sh(cmd + " " + name_) != 0) return;
-  // chpasswd reads "user:password" on stdin: the password never appears on a command line.
-  FILE* p = ::popen("chpasswd", "w");
-  if (!p) return;
-  std::fprintf(p, "%s:%s\n", name_.c_str(), password_.c_str());
-  if (::pclose(p) != 0) return;
-  passwd* pw = ::getpwnam(name_.c_str());
-  if (!pw) return;
-  uid_ = pw->pw_uid;
-  home_ = pw->pw_dir;
-  ok_ = true;
-}
-
-TempUser::~TempUser() { sh("userdel -r " + name_); }
-
-TempGroup::TempGroup(const std::string& prefix) {
-  name_ = prefix + random_suffix();
-  ok_ = sh("groupadd " + name_) == 0;
-}
-
-TempGroup::~TempGroup() {
-  if (ok_) sh("groupdel " + name_);
-}
-
 TempPamService::TempPamService(const std::string& source) {
   name_ = "appvirt-e2e-" + random_suffix();
   std::error_code ec;
@@ -224,6 +151,60 @@ TempPamService::TempPamService(const std::string& source) {
 }
 
 TempPamService::~TempPamService() { std::filesystem::remove("/etc/pam.d/" + name_); }
+
+Result<WebSession> login(uint16_t port, const std::string& user, const std::string& password) {
+  auto r = https(port, "POST", "/api/v1/login",
+                 nlohmann::json{{"username", user}, {"password", password}}.dump());
+  if (!r) return tl::unexpected(r.error());
+  if (r->status != 200) return fail("login: " + std::to_string(r->status) + " " + r->body);
+  const std::string set = r->header("set-cookie");
+  const std::string prefix = "__Host-appvirt_session=";
+  if (set.rfind(prefix, 0) != 0) return fail("login: no session cookie in " + set);
+  WebSession web;
+  web.cookie = set.substr(prefix.size(), set.find(';') - prefix.size());
+  web.csrf = nlohmann::json::parse(r->body, nullptr, false).value("csrf_token", "");
+  return web;
+}
+
+Options as(const WebSession& web, bool csrf) {
+  Options o;
+  o.headers["Cookie"] = "__Host-appvirt_session=" + web.cookie;
+  if (csrf) o.headers["X-CSRF-Token"] = web.csrf;
+  return o;
+}
+
+std::string token_of_rdp_file(const std::string& rdp) {
+  const std::string key = "loadbalanceinfo:s:Cookie: msts=";
+  auto pos = rdp.find(key);
+  if (pos == std::string::npos) return {};
+  auto end = rdp.find("\r\n", pos);
+  return rdp.substr(pos + key.size(), end == std::string::npos ? end : end - pos - key.size());
+}
+
+Result<BrokerProcess> start_broker(const std::string& binary, const std::string& config,
+                                   const std::string& port_file, const std::string& log_file,
+                                   int hosts_up, milliseconds timeout) {
+  std::filesystem::remove(port_file);
+  testing::SpawnOptions o;
+  o.stderr_file = log_file;
+  auto c = testing::Child::spawn({binary, "--config", config, "--port-file", port_file}, o);
+  if (!c) return tl::unexpected(c.error());
+  BrokerProcess b{std::move(*c), 0};
+  if (!testing::eventually([&] { return !testing::read_text_file(port_file).empty(); }, timeout)) {
+    return fail("broker did not write its port: " + testing::read_text_file(log_file));
+  }
+  b.port = static_cast<uint16_t>(std::stoi(testing::read_text_file(port_file)));
+  // The broker probes its configured hosts right away; wait until it counts them as up.
+  bool up = testing::eventually([&] {
+    auto r = https(b.port, "GET", "/healthz");
+    if (!r || r->status != 200) return false;
+    auto j = nlohmann::json::parse(r->body, nullptr, false);
+    return j.is_object() && j.value("hosts_up", -1) == hosts_up;
+  }, timeout);
+  if (!up) return fail("broker never counted " + std::to_string(hosts_up) + " host(s) up: " +
+                       testing::read_text_file(log_file));
+  return b;
+}
 
 X224Catcher::~X224Catcher() {
   if (fd_ >= 0) ::close(fd_);

@@ -1,7 +1,8 @@
 #pragma once
 // Client side of the broker's HTTPS API for end-to-end tests: one request per TLS connection,
-// raw TLS connections for slow-client and oversized-body tests, and the throwaway users and PAM
-// service the tests create and remove. Every wait is bounded.
+// raw TLS connections for slow-client and oversized-body tests, portal sign-in, the real broker
+// as a child process, and the throwaway PAM service the tests create and remove. Every wait is
+// bounded.
 #include <utility>  // before Boost: asio's awaitable.hpp uses std::exchange without including it
 
 #include <chrono>
@@ -11,6 +12,8 @@
 #include <vector>
 
 #include "common/result.h"
+#include "tests/tools/test_support.h"
+#include "tests/tools/test_users.h"
 
 namespace appvirt::broker::e2e {
 
@@ -46,37 +49,14 @@ Result<RawResult> raw_tls(uint16_t port, const std::string& raw, milliseconds ti
 // Plain TCP without a TLS handshake: how long until the server hangs up.
 Result<RawResult> silent_tcp(uint16_t port, milliseconds timeout);
 
-// A local user with a password (useradd + chpasswd), removed with its home on destruction.
-class TempUser {
- public:
-  TempUser(const std::string& prefix, const std::vector<std::string>& groups);
-  ~TempUser();
-  TempUser(const TempUser&) = delete;
-  TempUser& operator=(const TempUser&) = delete;
-  const std::string& name() const { return name_; }
-  const std::string& password() const { return password_; }
-  const std::string& home() const { return home_; }
-  uid_t uid() const { return uid_; }
-  bool ok() const { return ok_; }
-
- private:
-  std::string name_, password_, home_;
-  uid_t uid_ = 0;
-  bool ok_ = false;
-};
-
-// A group (groupadd), removed on destruction.
-class TempGroup {
- public:
-  explicit TempGroup(const std::string& prefix);
-  ~TempGroup();
-  const std::string& name() const { return name_; }
-  bool ok() const { return ok_; }
-
- private:
-  std::string name_;
-  bool ok_ = false;
-};
+// Users, groups and the clean-up after real sessions (tests/tools/test_users.h), under the
+// names the e2e tests have always used.
+using testing::pids_of_uid;
+using testing::random_suffix;
+using testing::reap_orphans;
+using testing::remove_cgroup;
+using testing::TempGroup;
+using testing::TempUser;
 
 // /etc/pam.d/<name>: a copy of deploy/pam.d/appvirt under a unique service name, removed on
 // destruction (the real /etc/pam.d/appvirt of the machine is left alone).
@@ -92,15 +72,28 @@ class TempPamService {
   bool ok_ = false;
 };
 
-std::string random_suffix();
+// A signed-in portal user: the session cookie and its CSRF token.
+struct WebSession {
+  std::string cookie;  // value of __Host-appvirt_session
+  std::string csrf;
+};
+// POST /api/v1/login as the portal does it; an answer other than 200 is an error.
+Result<WebSession> login(uint16_t port, const std::string& user, const std::string& password);
+// Headers that present web's cookie and, for state-changing requests, its CSRF token.
+Options as(const WebSession& web, bool csrf = true);
+// The launch token inside an .rdp file's loadbalanceinfo line ("" if none).
+std::string token_of_rdp_file(const std::string& rdp);
 
-// Cleanup after real hostd sessions (shared with tests/e2e).
-// Processes owned by uid, from /proc.
-std::vector<pid_t> pids_of_uid(uid_t uid);
-// As a subreaper a test inherits what a stopped hostd leaves; reap those zombies.
-void reap_orphans();
-// Removes a cgroup directory (and its children) relative to every mounted hierarchy.
-void remove_cgroup(const std::string& path);
+// appvirt-broker as a child process on a port of its choosing.
+struct BrokerProcess {
+  testing::Child child;
+  uint16_t port = 0;
+};
+// Spawns `binary --config <config> --port-file <port_file>` (log, i.e. stderr, in log_file), reads
+// the port and waits until /healthz counts `hosts_up` hosts as up; the error carries the log.
+Result<BrokerProcess> start_broker(const std::string& binary, const std::string& config,
+                                   const std::string& port_file, const std::string& log_file,
+                                   int hosts_up = 1, milliseconds timeout = milliseconds(20'000));
 
 // Listens on 127.0.0.1:port as a stand-in gateway and returns the cookie line of the first
 // X.224 Connection Request a client sends (what a real RDP client made of the .rdp file).

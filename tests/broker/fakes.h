@@ -130,17 +130,27 @@ class FakeHostClient : public HostClient {
     for (const auto& [id, s] : sessions) live += s.state != "ended";
     co_return HostHealth{live, "v2", isolation, vm_capacity, vm_sessions};
   }
-  // Live limit changes, in order: (user, limits). A user without a running session has no
-  // container: 404, as on hostd.
-  std::vector<std::pair<std::string, nlohmann::json>> limit_pushes;
+  // Live limit and timeout changes, in order: (user, body). A user without a running session
+  // has no container and no session to change: 404, as on hostd.
+  std::vector<std::pair<std::string, nlohmann::json>> limit_pushes, timeout_pushes;
   boost::asio::awaitable<HostResult<nlohmann::json>> set_user_limits(
       const HostRecord&, const std::string& user, const nlohmann::json& limits) override {
-    if (unreachable) co_return down<nlohmann::json>();
-    bool has_container = false;
-    for (const auto& [id, s] : sessions) has_container |= s.user == user && s.state != "ended";
-    if (!has_container) co_return tl::unexpected(HostCallError{404, "no container"});
-    limit_pushes.emplace_back(user, limits);
-    co_return limits;
+    co_return record_push(limit_pushes, user, limits);
+  }
+  boost::asio::awaitable<HostResult<nlohmann::json>> set_user_timeouts(
+      const HostRecord&, const std::string& user, const nlohmann::json& timeouts) override {
+    co_return record_push(timeout_pushes, user, timeouts);
+  }
+
+ private:
+  HostResult<nlohmann::json> record_push(std::vector<std::pair<std::string, nlohmann::json>>& log,
+                                         const std::string& user, const nlohmann::json& body) {
+    if (unreachable) return down<nlohmann::json>();
+    bool live = false;
+    for (const auto& [id, s] : sessions) live |= s.user == user && s.state != "ended";
+    if (!live) return tl::unexpected(HostCallError{404, "no live session"});
+    log.emplace_back(user, body);
+    return body;
   }
 };
 

@@ -383,7 +383,7 @@ TEST_F(PolicyApiTest, InvalidPutListsEveryErrorAndKeepsThePreviousVersion) {
   EXPECT_EQ(host_.last_launch.limits["memory_max"], 1ull << 30);
 }
 
-TEST_F(PolicyApiTest, ChangePushesNewLimitsToUsersWithRunningSessions) {
+TEST_F(PolicyApiTest, ChangePushesNewLimitsAndTimeoutsToUsersWithRunningSessions) {
   Login ada = login("ada");
   Login alice = login("alice");
   Login bob = login("bob");
@@ -392,8 +392,9 @@ TEST_F(PolicyApiTest, ChangePushesNewLimitsToUsersWithRunningSessions) {
   EXPECT_EQ(host_.last_launch.limits["memory_max"], 256ull << 20) << "the app's own cap";
   host_.limit_pushes.clear();
 
-  json policy = {{"defaults", {{"memory_max", "512M"}, {"cpu_max", 150}}},
-                 {"groups", {{"staff", {{"pids_max", 128}}}}}};
+  json policy = {{"defaults", {{"memory_max", "512M"}, {"cpu_max", 150}, {"idle_timeout", "2h"},
+                               {"disconnect_timeout", "never"}}},
+                 {"groups", {{"staff", {{"pids_max", 128}, {"disconnect_timeout", "5m"}}}}}};
   ASSERT_EQ(put_policy(ada, policy).result_int(), 200u);
   std::map<std::string, json> pushed(host_.limit_pushes.begin(), host_.limit_pushes.end());
   ASSERT_EQ(pushed.size(), 2u);
@@ -403,9 +404,21 @@ TEST_F(PolicyApiTest, ChangePushesNewLimitsToUsersWithRunningSessions) {
   // bob runs "small": its own 256M cap stays in force below the new 512M.
   EXPECT_EQ(pushed["bob"], json({{"memory_max", 256ull << 20}, {"cpu_weight", 100},
                                  {"cpu_max_percent", 150}}));
+  // The timeouts of the user's policy (apps do not narrow them), in seconds, 0 = never.
+  std::map<std::string, json> timeouts(host_.timeout_pushes.begin(), host_.timeout_pushes.end());
+  ASSERT_EQ(timeouts.size(), 2u);
+  EXPECT_EQ(timeouts["alice"], json({{"idle_timeout_s", 7200}, {"disconnect_timeout_s", 300}}));
+  EXPECT_EQ(timeouts["bob"], json({{"idle_timeout_s", 7200}, {"disconnect_timeout_s", 0}}));
   auto summary = audit_events("policy_push");
   ASSERT_EQ(summary.size(), 1u);
   EXPECT_EQ(summary[0].detail, "version=2 users=2 pushed=2 failed=0");
+
+  // A rollback pushes too: version 1 has no timeouts, so the built-in defaults.
+  host_.timeout_pushes.clear();
+  auto back = call(bhttp::verb::post, "/api/v1/admin/policies/rollback", R"({"version":1})", as(ada));
+  ASSERT_EQ(back.result_int(), 200u) << back.body();
+  timeouts = std::map<std::string, json>(host_.timeout_pushes.begin(), host_.timeout_pushes.end());
+  EXPECT_EQ(timeouts["alice"], json({{"idle_timeout_s", 0}, {"disconnect_timeout_s", 3600}}));
 
   // An unreachable host is reported, and the version still changes.
   host_.unreachable = true;
@@ -413,7 +426,7 @@ TEST_F(PolicyApiTest, ChangePushesNewLimitsToUsersWithRunningSessions) {
   ASSERT_EQ(put_policy(ada, json::object()).result_int(), 200u);
   EXPECT_TRUE(host_.limit_pushes.empty());
   EXPECT_EQ(audit_events("policy_push_failed").size(), 2u);
-  EXPECT_EQ(policies_->current_version().version, 3);
+  EXPECT_EQ(policies_->current_version().version, 4);
 }
 
 TEST_F(PolicyApiTest, EntitlementAndMaxSessionsApplyToTheNextLaunch) {

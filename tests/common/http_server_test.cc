@@ -54,7 +54,10 @@ class HttpServerTest : public ::testing::Test {
     limits.header_timeout = 300ms;
     limits.body_timeout = 300ms;
     limits.max_connections = 3;
-    server_ = std::make_unique<HttpServer>(test_router(), limits);
+    // Marks every response it writes: the tests below check that the server's own answers
+    // (408, 413, 400, 503, 404) go through it as well as the handlers'.
+    server_ = std::make_unique<HttpServer>(test_router(), limits,
+                                           [](Response& res) { res.set("X-Decorated", "yes"); });
     acceptor_.emplace(io_, asio::local::stream_protocol::endpoint(path_));
     server_->start(*acceptor_);
     thread_ = std::thread([this] { io_.run(); });
@@ -90,6 +93,16 @@ class HttpServerTest : public ::testing::Test {
       out.append(buf, static_cast<size_t>(n));
     }
     return out;
+  }
+  // A raw reply with the given status, the decorator's mark and a JSON {"error": "..."} body.
+  static void expect_decorated_error(const std::string& reply, const std::string& status) {
+    EXPECT_EQ(reply.rfind("HTTP/1.1 " + status, 0), 0u) << reply;
+    std::size_t end = reply.find("\r\n\r\n");
+    ASSERT_NE(end, std::string::npos) << reply;
+    EXPECT_NE(reply.substr(0, end).find("\r\nX-Decorated: yes"), std::string::npos) << reply;
+    auto body = nlohmann::json::parse(reply.substr(end + 4), nullptr, false);
+    ASSERT_TRUE(body.is_object()) << reply;
+    EXPECT_TRUE(body["error"].is_string()) << reply;
   }
   Result<ClientResponse> request(bhttp::verb m, std::string_view target, std::string body = {}) {
     return unix_request(path_, m, target, std::move(body), 3000ms);
@@ -160,7 +173,7 @@ TEST_F(HttpServerTest, OversizedContentLengthIs413WithoutReadingTheBody) {
   UniqueFd fd = connect_raw();
   send_all(fd.get(), "POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n");
   std::string reply = read_all(fd.get());
-  EXPECT_EQ(reply.rfind("HTTP/1.1 413", 0), 0u) << reply;
+  expect_decorated_error(reply, "413");
 }
 
 TEST_F(HttpServerTest, OversizedChunkedBodyIs413) {
@@ -176,7 +189,7 @@ TEST_F(HttpServerTest, GarbageRequestLineIs400) {
   UniqueFd fd = connect_raw();
   send_all(fd.get(), "NOT HTTP AT ALL\r\n\r\n");
   std::string reply = read_all(fd.get());
-  EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << reply;
+  expect_decorated_error(reply, "400");
 }
 
 TEST_F(HttpServerTest, IncompleteHeaderTimesOutWith408) {
@@ -185,7 +198,7 @@ TEST_F(HttpServerTest, IncompleteHeaderTimesOutWith408) {
   send_all(fd.get(), "GET /v1/items/1 HTTP/1.1\r\nHost: x\r\n");
   std::string reply = read_all(fd.get());
   auto took = std::chrono::steady_clock::now() - start;
-  EXPECT_EQ(reply.rfind("HTTP/1.1 408", 0), 0u) << reply;
+  expect_decorated_error(reply, "408");
   EXPECT_GE(took, 250ms);
   EXPECT_LT(took, 2500ms);
 }
@@ -194,7 +207,7 @@ TEST_F(HttpServerTest, IncompleteBodyTimesOutWith408) {
   UniqueFd fd = connect_raw();
   send_all(fd.get(), "POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{\"a\"");
   std::string reply = read_all(fd.get());
-  EXPECT_EQ(reply.rfind("HTTP/1.1 408", 0), 0u) << reply;
+  expect_decorated_error(reply, "408");
 }
 
 TEST_F(HttpServerTest, IdleConnectionIsClosedSilently) {
@@ -212,6 +225,23 @@ TEST_F(HttpServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
   std::string reply = read_all(fd.get());
   EXPECT_NE(reply.find("\"a\""), std::string::npos) << reply;
   EXPECT_NE(reply.find("\"b\""), std::string::npos) << reply;
+  // Routed answers are decorated too.
+  std::size_t first = reply.find("\r\nX-Decorated: yes\r\n");
+  ASSERT_NE(first, std::string::npos) << reply;
+  EXPECT_NE(reply.find("\r\nX-Decorated: yes\r\n", first + 1), std::string::npos) << reply;
+}
+
+TEST_F(HttpServerTest, OversizedHeaderIs431AndDecorated) {
+  UniqueFd fd = connect_raw();
+  send_all(fd.get(), "GET /v1/items/1 HTTP/1.1\r\nHost: x\r\nX-Filler: " +
+                         std::string(17 * 1024, 'f') + "\r\n\r\n");
+  expect_decorated_error(read_all(fd.get()), "431");
+}
+
+TEST_F(HttpServerTest, NotFoundIsDecorated) {
+  UniqueFd fd = connect_raw();
+  send_all(fd.get(), "GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  expect_decorated_error(read_all(fd.get()), "404");
 }
 
 TEST_F(HttpServerTest, ConnectionsBeyondTheCapGet503) {
@@ -222,7 +252,7 @@ TEST_F(HttpServerTest, ConnectionsBeyondTheCapGet503) {
   ASSERT_EQ(server_->active_connections(), 3u);
   UniqueFd extra = connect_raw();
   std::string reply = read_all(extra.get());
-  EXPECT_EQ(reply.rfind("HTTP/1.1 503", 0), 0u) << reply;
+  expect_decorated_error(reply, "503");
 }
 
 TEST_F(HttpServerTest, ClientReportsConnectFailure) {

@@ -12,8 +12,6 @@
 // is removed in TearDown, also after a failure.
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -27,6 +25,7 @@
 
 #include "common/http_client.h"
 #include "tests/broker/e2e_support.h"
+#include "tests/session-host/hostd/hostd_process.h"
 #include "tests/tools/test_support.h"
 
 namespace appvirt::broker::e2e {
@@ -35,23 +34,10 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using appvirt::testing::Child;
+using appvirt::testing::eventually;
+using appvirt::testing::read_text_file;
 using appvirt::testing::run_capture;
 using Clock = std::chrono::steady_clock;
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), {});
-}
-
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds timeout = 15s) {
-  auto deadline = Clock::now() + timeout;
-  while (!pred()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(100ms);
-  }
-  return true;
-}
 
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
@@ -69,11 +55,11 @@ std::string cgroup_file(const std::string& controller, const std::string& path,
 // CPU time of a cgroup subtree in nanoseconds (v1 cpuacct.usage, v2 cpu.stat usage_usec).
 std::optional<uint64_t> cpu_usage_ns(const std::string& path) {
   if (fs::exists("/sys/fs/cgroup/cpuacct")) {
-    std::string t = read_text("/sys/fs/cgroup/cpuacct/" + path + "/cpuacct.usage");
+    std::string t = read_text_file("/sys/fs/cgroup/cpuacct/" + path + "/cpuacct.usage");
     if (t.empty()) return std::nullopt;
     return std::stoull(t);
   }
-  std::istringstream in(read_text("/sys/fs/cgroup/" + path + "/cpu.stat"));
+  std::istringstream in(read_text_file("/sys/fs/cgroup/" + path + "/cpu.stat"));
   std::string key;
   uint64_t value = 0;
   while (in >> key >> value) {
@@ -83,7 +69,7 @@ std::optional<uint64_t> cpu_usage_ns(const std::string& path) {
 }
 
 std::optional<int64_t> read_int(const std::string& file) {
-  std::string t = read_text(file);
+  std::string t = read_text_file(file);
   if (t.empty() || t.find_first_of("0123456789") != 0) return std::nullopt;
   return std::stoll(t);
 }
@@ -99,7 +85,7 @@ int64_t pids_max_events(const std::string& path) {
   }
   int64_t total = 0;
   for (const auto& d : dirs) {
-    std::istringstream in(read_text((d / "pids.events").string()));
+    std::istringstream in(read_text_file((d / "pids.events").string()));
     std::string key;
     int64_t n = 0;
     while (in >> key >> n) {
@@ -109,9 +95,7 @@ int64_t pids_max_events(const std::string& path) {
   return total;
 }
 
-struct Web {
-  std::string cookie, csrf;
-};
+using Web = WebSession;
 
 // The published apps (every user may start each; the policy narrows limits, not apps).
 constexpr const char* kCatalog = R"(
@@ -140,51 +124,25 @@ users = ["*"]
 class PolicyEnforcementE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_EQ(::geteuid(), 0u) << "this e2e test needs root (users, PAM, hostd)";
-    ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
-    char tmpl[] = "/tmp/policy-e2e-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    ::chmod(dir_.c_str(), 0755);
-    sock_ = dir_ + "/run/hostd.sock";
+    auto dir = testing::make_session_test_dir("policy-enforcement-e2e");
+    ASSERT_TRUE(dir) << dir.error().str();
+    dir_ = *dir;
+    sock_ = testing::hostd_socket(dir_);
     pam_ = std::make_unique<TempPamService>(APPVIRT_PAM_FILE);
     ASSERT_TRUE(pam_->ok());
     std::ofstream(dir_ + "/gateway.secret") << std::string(48, 'G') << "\n";
     std::ofstream(dir_ + "/host.secret") << std::string(48, 'H') << "\n";
-    std::ofstream(dir_ + "/hostd.toml") << "state_dir = \"" << dir_ << "/hostd\"\n"
-                                        << "runtime_dir = \"" << dir_ << "/run\"\n"
-                                        << "log_level = \"debug\"\n"
-                                        << "[paths]\n"
-                                        << "sandbox = \"" << APPVIRT_SANDBOX << "\"\n"
-                                        << "rdp = \"" << APPVIRT_RDP << "\"\n";
+    hostd_setup_ = {.binary = APPVIRT_HOSTD, .sandbox = APPVIRT_SANDBOX, .rdp = APPVIRT_RDP,
+                    .dir = dir_, .log_level = "debug"};
+    auto written = testing::write_hostd_config(hostd_setup_);
+    ASSERT_TRUE(written) << written.error().str();
   }
 
   void TearDown() override {
     if (broker_.running()) broker_.terminate(10s);
-    std::set<std::string> ids;
-    if (hostd_.running()) {
-      auto list = http::unix_request(sock_, http::bhttp::verb::get, "/v1/sessions", "", 10s);
-      if (list && list->status == 200) {
-        nlohmann::json parsed = nlohmann::json::parse(list->body, nullptr, false);
-        if (parsed.is_object()) {
-          for (const auto& s : parsed["sessions"]) ids.insert(s["session_id"]);
-        }
-      }
-      hostd_.terminate(10s);  // --terminate-sessions-on-exit: ends every session
-    }
-    for (auto& u : users_) {
-      if (!u->ok()) continue;
-      for (pid_t p : pids_of_uid(u->uid())) ::kill(p, SIGKILL);
-    }
-    eventually([&] {
-      reap_orphans();
-      for (auto& u : users_) {
-        if (u->ok() && !pids_of_uid(u->uid()).empty()) return false;
-      }
-      return true;
-    }, 5s);
-    for (auto& u : users_) remove_cgroup("appvirt/u-" + u->name());
-    for (const auto& id : ids) remove_cgroup("appvirt/rdp/s-" + id);
+    std::vector<const TempUser*> users;
+    for (const auto& u : users_) users.push_back(u.get());
+    testing::stop_hostd_and_clean_up(hostd_, dir_, users);
     users_.clear();
     pam_.reset();
     if (!dir_.empty()) fs::remove_all(dir_);
@@ -193,28 +151,16 @@ class PolicyEnforcementE2eTest : public ::testing::Test {
   const TempUser& add_user(const std::string& prefix) {
     users_.push_back(std::make_unique<TempUser>(prefix, std::vector<std::string>{}));
     const TempUser& u = *users_.back();
-    EXPECT_TRUE(u.ok());
-    // Only /usr, some of /etc and the home are visible in the container.
-    std::string app = u.home() + "/appvirt-testpattern";
-    fs::copy_file(APPVIRT_TESTPATTERN, app, fs::copy_options::overwrite_existing);
-    struct stat st {};
-    ::stat(u.home().c_str(), &st);
-    ::chown(app.c_str(), st.st_uid, st.st_gid);
-    ::chmod(app.c_str(), 0755);
+    auto installed = testing::install_testpattern(u, APPVIRT_TESTPATTERN);
+    EXPECT_TRUE(installed) << installed.error().str();
     return u;
   }
 
   void start_hostd() {
-    appvirt::testing::SpawnOptions o;
-    o.stderr_file = dir_ + "/hostd.log";
-    auto c = Child::spawn({APPVIRT_HOSTD, "--config", dir_ + "/hostd.toml",
-                           "--terminate-sessions-on-exit"}, o);
+    auto c = testing::start_hostd(hostd_setup_, {"--terminate-sessions-on-exit"},
+                                  dir_ + "/hostd.log");
     ASSERT_TRUE(c) << c.error().str();
     hostd_ = std::move(*c);
-    ASSERT_TRUE(eventually([&] {
-      auto r = http::unix_request(sock_, http::bhttp::verb::get, "/v1/health", "", 2s);
-      return r && r->status == 200;
-    })) << read_text(o.stderr_file);
   }
 
   // hostd and the broker with `policy` as the policy file.
@@ -226,44 +172,24 @@ class PolicyEnforcementE2eTest : public ::testing::Test {
         << "policy_file = \"" << dir_ << "/policies.toml\"\n"
         << "gateway_address = \"127.0.0.1:3389\"\n"
         << "pam_service = \"" << pam_->name() << "\"\n"
+        << "admin_group = \"" << admin_group_ << "\"\n"
         << "log_level = \"debug\"\n"
         << "[listen]\naddress = \"127.0.0.1\"\nport = 0\n"
         << "[internal]\ngateway_secret_file = \"" << dir_ << "/gateway.secret\"\n"
         << "host_secret_file = \"" << dir_ << "/host.secret\"\nhost_poll_interval_ms = 1000\n"
         << "[[hosts]]\nname = \"local\"\nsocket = \"" << sock_ << "\"\ncapacity = 20\n"
         << kCatalog;
-    appvirt::testing::SpawnOptions o;
-    o.stderr_file = dir_ + "/broker.log";
-    std::string port_file = dir_ + "/broker.port";
-    auto c = Child::spawn({APPVIRT_BROKER, "--config", dir_ + "/broker.toml", "--port-file", port_file}, o);
-    ASSERT_TRUE(c) << c.error().str();
-    broker_ = std::move(*c);
-    ASSERT_TRUE(eventually([&] { return fs::exists(port_file); })) << read_text(o.stderr_file);
-    port_ = static_cast<uint16_t>(std::stoi(read_text(port_file)));
-    ASSERT_TRUE(eventually([&] {
-      auto r = https(port_, "GET", "/healthz");
-      return r && r->status == 200 && nlohmann::json::parse(r->body)["hosts_up"] == 1;
-    })) << read_text(o.stderr_file);
+    auto b = start_broker(APPVIRT_BROKER, dir_ + "/broker.toml", dir_ + "/broker.port",
+                          dir_ + "/broker.log");
+    ASSERT_TRUE(b) << b.error().str();
+    broker_ = std::move(b->child);
+    port_ = b->port;
   }
 
   Web login(const TempUser& u) {
-    auto r = https(port_, "POST", "/api/v1/login",
-                   nlohmann::json{{"username", u.name()}, {"password", u.password()}}.dump());
-    EXPECT_TRUE(r && r->status == 200) << (r ? r->body : r.error().str());
-    Web w;
-    if (!r) return w;
-    std::string set = r->header("set-cookie");
-    std::string prefix = "__Host-appvirt_session=";
-    if (set.rfind(prefix, 0) == 0) w.cookie = set.substr(prefix.size(), set.find(';') - prefix.size());
-    w.csrf = nlohmann::json::parse(r->body, nullptr, false).value("csrf_token", "");
-    return w;
-  }
-
-  Options as(const Web& w) {
-    Options o;
-    o.headers["Cookie"] = "__Host-appvirt_session=" + w.cookie;
-    o.headers["X-CSRF-Token"] = w.csrf;
-    return o;
+    auto web = e2e::login(port_, u.name(), u.password());
+    EXPECT_TRUE(web) << web.error().str();
+    return web ? *web : Web{};
   }
 
   Reply launch(const Web& w, const std::string& app) {
@@ -275,16 +201,14 @@ class PolicyEnforcementE2eTest : public ::testing::Test {
   // Launches and returns the session id (fails the test unless 200).
   std::string launch_ok(const Web& w, const std::string& app) {
     Reply r = launch(w, app);
-    EXPECT_EQ(r.status, 200u) << r.body << read_text(dir_ + "/broker.log").substr(0, 4000);
+    EXPECT_EQ(r.status, 200u) << r.body << read_text_file(dir_ + "/broker.log").substr(0, 4000);
     return r.header("x-appvirt-session-id");
   }
 
   // The gateway's view of a launch: endpoint and secret, redeemed with the launch token.
   nlohmann::json redeem(const Reply& rdp) {
-    std::string key = "loadbalanceinfo:s:Cookie: msts=";
-    auto pos = rdp.body.find(key);
-    if (pos == std::string::npos) return {};
-    std::string token = rdp.body.substr(pos + key.size(), rdp.body.find("\r\n", pos) - pos - key.size());
+    std::string token = token_of_rdp_file(rdp.body);
+    if (token.empty()) return {};
     Options o;
     o.headers["Authorization"] = "Bearer " + std::string(48, 'G');
     auto r = https(port_, "POST", "/internal/v1/tokens/redeem", nlohmann::json{{"token", token}}.dump(), o);
@@ -338,12 +262,39 @@ class PolicyEnforcementE2eTest : public ::testing::Test {
                            {"idle_timeout_s", idle_s},
                            {"disconnect_timeout_s", disconnect_s}};
     auto r = http::unix_request(sock_, http::bhttp::verb::post, "/v1/sessions", body.dump(), 60s);
-    EXPECT_TRUE(r && r->status == 201) << (r ? r->body : r.error().str()) << read_text(dir_ + "/hostd.log");
+    EXPECT_TRUE(r && r->status == 201) << (r ? r->body : r.error().str()) << read_text_file(dir_ + "/hostd.log");
     if (!r || r->status != 201) return nlohmann::json::object();
     return nlohmann::json::parse(r->body, nullptr, false);
   }
 
+  // Launches the pattern app and connects a client until it shows the pattern; the client then
+  // leaves. Returns the session id ("" after a reported failure).
+  std::string launch_and_leave(const Web& web) {
+    Reply r = launch(web, "pattern");
+    EXPECT_EQ(r.status, 200u) << r.body;
+    nlohmann::json endpoint = redeem(r);
+    if (!endpoint.contains("secret")) {
+      ADD_FAILURE() << "no endpoint for the launch: " << r.body;
+      return "";
+    }
+    EXPECT_EQ(probe(endpoint, {"--expect-pattern", "0", "--wait-match"}), 0) << last_probe_;
+    return r.header("x-appvirt-session-id");
+  }
+
+  // The session ends with reason disconnect-timeout, the policy's one minute after its client
+  // left, in hostd and then in the broker's directory.
+  void expect_disconnect_timeout(const Web& web, const std::string& id, Clock::time_point left) {
+    ASSERT_TRUE(eventually([&] { return hostd_state(id) == "ended"; }, 90s));
+    EXPECT_GE(seconds_since(left), 55.0);
+    EXPECT_EQ(hostd_session(id)["end_reason"], "disconnect-timeout");
+    EXPECT_TRUE(eventually([&] { return directory_entry(web, id).value("state", "") == "ended"; }))
+        << directory_entry(web, id).dump();
+    EXPECT_EQ(directory_entry(web, id)["end_reason"], "disconnect-timeout");
+  }
+
   std::string dir_, sock_, last_probe_;
+  std::string admin_group_ = "appvirt-admins";  // the broker's default; a test may set its own
+  testing::HostdSetup hostd_setup_;
   uint16_t port_ = 0;
   Child hostd_, broker_;
   std::unique_ptr<TempPamService> pam_;
@@ -475,7 +426,7 @@ TEST_F(PolicyEnforcementE2eTest, DisconnectTimeoutEndsTheSessionOnlyAfterTheClie
   EXPECT_GE(after, 4.0) << "ended too soon after the disconnect";
   EXPECT_LE(after, 9.0) << "ended too late after the disconnect";
   std::cout << "[ measured ] disconnect-timeout 5 s: ended " << after << " s after the client left\n";
-  EXPECT_NE(read_text(dir_ + "/hostd.log").find("reason=disconnect-timeout"), std::string::npos);
+  EXPECT_NE(read_text_file(dir_ + "/hostd.log").find("reason=disconnect-timeout"), std::string::npos);
 }
 
 TEST_F(PolicyEnforcementE2eTest, IdleTimeoutSparesATypingClientAndEndsAnIdleOne) {
@@ -510,22 +461,42 @@ TEST_F(PolicyEnforcementE2eTest, BrokerDirectoryShowsTheDisconnectTimeout) {
   const TempUser& u = add_user("avpb");
   start_stack("[users." + u.name() + "]\ndisconnect_timeout = \"1m\"\nidle_timeout = \"never\"\n");
   Web web = login(u);
-  Reply r = launch(web, "pattern");
-  ASSERT_EQ(r.status, 200u) << r.body;
-  std::string id = r.header("x-appvirt-session-id");
+  std::string id = launch_and_leave(web);
+  auto left = Clock::now();
+  ASSERT_FALSE(id.empty());
   EXPECT_EQ(hostd_session(id)["disconnect_timeout_s"], 60);
   EXPECT_EQ(hostd_session(id)["idle_timeout_s"], 0);
-  nlohmann::json endpoint = redeem(r);
-  ASSERT_TRUE(endpoint.contains("secret"));
-  EXPECT_EQ(probe(endpoint,
-                  {"--expect-pattern", "0", "--wait-match"}), 0) << last_probe_;
+  expect_disconnect_timeout(web, id, left);
+}
+
+TEST_F(PolicyEnforcementE2eTest, PolicyChangeGivesARunningSessionADisconnectTimeout) {
+  // Launched without a disconnect timeout, left by its client, then an admin sets one: the
+  // running session ends by it, the policy's shortest value (1 minute) after the client left.
+  TempGroup admins("avpadm");
+  ASSERT_TRUE(admins.ok());
+  TempUser admin("avpd", {admins.name()});
+  ASSERT_TRUE(admin.ok());
+  admin_group_ = admins.name();
+  const TempUser& u = add_user("avpt");
+  start_stack("[users." + u.name() + "]\ndisconnect_timeout = \"never\"\nidle_timeout = \"never\"\n");
+  Web web = login(u);
+  std::string id = launch_and_leave(web);
   auto left = Clock::now();
-  ASSERT_TRUE(eventually([&] { return hostd_state(id) == "ended"; }, 90s));
-  EXPECT_GE(seconds_since(left), 55.0);
-  EXPECT_EQ(hostd_session(id)["end_reason"], "disconnect-timeout");
-  EXPECT_TRUE(eventually([&] { return directory_entry(web, id).value("state", "") == "ended"; }))
+  ASSERT_FALSE(id.empty());
+  EXPECT_EQ(hostd_session(id)["disconnect_timeout_s"], 0);
+  ASSERT_TRUE(eventually([&] { return directory_entry(web, id).value("state", "") == "disconnected"; }))
       << directory_entry(web, id).dump();
-  EXPECT_EQ(directory_entry(web, id)["end_reason"], "disconnect-timeout");
+
+  nlohmann::json policy = {{"users", {{u.name(), {{"disconnect_timeout", "1m"}, {"idle_timeout", "never"}}}}}};
+  auto put = https(port_, "PUT", "/api/v1/admin/policies",
+                   nlohmann::json{{"policy", policy}, {"comment", "disconnect timeout"}}.dump(),
+                   as(login(admin)));
+  ASSERT_TRUE(put) << put.error().str();
+  ASSERT_EQ(put->status, 200u) << put->body;
+  EXPECT_EQ(hostd_session(id)["disconnect_timeout_s"], 60) << "pushed before the PUT answers";
+  EXPECT_EQ(hostd_session(id)["idle_timeout_s"], 0);
+  EXPECT_EQ(hostd_state(id), "running");
+  expect_disconnect_timeout(web, id, left);
 }
 
 }  // namespace

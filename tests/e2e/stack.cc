@@ -1,16 +1,12 @@
 #include "tests/e2e/stack.h"
 
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
-#include <set>
-#include <thread>
 
 #include "common/http_client.h"
 
@@ -18,25 +14,14 @@ namespace appvirt::e2e {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using broker::e2e::as;
 using broker::e2e::https;
 using broker::e2e::Options;
-using broker::e2e::Reply;
 using testing::Child;
 using testing::read_text_file;
 using testing::SpawnOptions;
-using Clock = std::chrono::steady_clock;
 
 namespace {
-
-template <class Pred>
-bool eventually(Pred pred, milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
-  while (!pred()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(50ms);
-  }
-  return true;
-}
 
 std::string random_secret() {
   static const char kChars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -46,66 +31,43 @@ std::string random_secret() {
   return out;
 }
 
-Options as(const WebSession& web, bool csrf) {
-  Options o;
-  o.headers["Cookie"] = "__Host-appvirt_session=" + web.cookie;
-  if (csrf) o.headers["X-CSRF-Token"] = web.csrf;
-  return o;
-}
-
 }  // namespace
-
-std::string token_of_rdp_file(const std::string& rdp) {
-  const std::string key = "loadbalanceinfo:s:Cookie: msts=";
-  auto pos = rdp.find(key);
-  if (pos == std::string::npos) return {};
-  auto end = rdp.find("\r\n", pos);
-  return rdp.substr(pos + key.size(), end == std::string::npos ? end : end - pos - key.size());
-}
 
 FullStack::FullStack(Binaries bin) : bin_(std::move(bin)) {}
 
 FullStack::~FullStack() { stop_all(); }
 
 Result<void> FullStack::start() {
-  if (::geteuid() != 0) return fail("the full-stack test needs root (users, PAM, hostd)");
-  // hostd's sessions re-parent to us when hostd stops; we reap them.
-  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) return fail_errno("prctl(PR_SET_CHILD_SUBREAPER)");
-  char tmpl[] = "/tmp/fullstack-e2e-XXXXXX";
-  if (!::mkdtemp(tmpl)) return fail_errno("mkdtemp");
-  dir_ = tmpl;
-  ::chmod(dir_.c_str(), 0755);
+  auto dir = testing::make_session_test_dir("fullstack-e2e");
+  if (!dir) return tl::unexpected(dir.error());
+  dir_ = *dir;
   pam_ = std::make_unique<broker::e2e::TempPamService>(bin_.pam_file);
   staff_ = std::make_unique<broker::e2e::TempGroup>("avfs");
   if (!pam_->ok() || !staff_->ok()) return fail("could not create the PAM service or group");
   user_ = std::make_unique<broker::e2e::TempUser>("avfu",
                                                   std::vector<std::string>{staff_->name()});
   if (!user_->ok()) return fail("could not create the test user");
-  // Only /usr, some of /etc and the home are visible in the container.
-  std::string app = user_->home() + "/appvirt-testpattern";
-  std::error_code ec;
-  fs::copy_file(bin_.testpattern, app, fs::copy_options::overwrite_existing, ec);
-  if (ec) return fail("copy appvirt-testpattern: " + ec.message());
-  ::chown(app.c_str(), user_->uid(), static_cast<gid_t>(-1));
-  ::chmod(app.c_str(), 0755);
+  if (auto r = testing::install_testpattern(*user_, bin_.testpattern); !r) return r;
   auto port = testing::free_tcp_port();
   if (!port) return tl::unexpected(port.error());
   gateway_port_ = static_cast<uint16_t>(*port);
   if (auto r = write_configs(); !r) return r;
-  if (auto r = start_hostd(); !r) return r;
+  std::vector<std::string> flags;
+  if (opts_.terminate_sessions_on_exit) flags.push_back("--terminate-sessions-on-exit");
+  auto hostd = testing::start_hostd(hostd_setup_, flags, dir_ + "/hostd.log");
+  if (!hostd) return tl::unexpected(hostd.error());
+  hostd_ = std::move(*hostd);
   if (auto r = start_broker(); !r) return r;
   return start_gateway();
 }
 
 Result<void> FullStack::write_configs() {
-  sock_ = dir_ + "/run/hostd.sock";
+  sock_ = testing::hostd_socket(dir_);
   secret_file_ = dir_ + "/gateway.secret";
   std::ofstream(secret_file_) << random_secret() << "\n";
-  std::ofstream(dir_ + "/hostd.toml") << "state_dir = \"" << dir_ << "/hostd\"\n"
-                                      << "runtime_dir = \"" << dir_ << "/run\"\n"
-                                      << "[paths]\nsandbox = \"" << bin_.sandbox << "\"\n"
-                                      << "rdp = \"" << bin_.rdp << "\"\n"
-                                      << opts_.hostd_extra;
+  hostd_setup_ = {.binary = bin_.hostd, .sandbox = bin_.sandbox, .rdp = bin_.rdp, .dir = dir_,
+                  .extra = opts_.hostd_extra};
+  if (auto r = testing::write_hostd_config(hostd_setup_); !r) return r;
   if (!opts_.policies.empty()) std::ofstream(dir_ + "/policies.toml") << opts_.policies;
   std::ofstream out(dir_ + "/broker.toml");
   if (!opts_.policies.empty()) out << "policy_file = \"" << dir_ << "/policies.toml\"\n";
@@ -130,40 +92,12 @@ Result<void> FullStack::write_configs() {
   return {};
 }
 
-Result<void> FullStack::start_hostd() {
-  SpawnOptions o;
-  o.stderr_file = dir_ + "/hostd.log";
-  auto c = Child::spawn({bin_.hostd, "--config", dir_ + "/hostd.toml",
-                         "--terminate-sessions-on-exit"}, o);
-  if (!c) return tl::unexpected(c.error());
-  hostd_ = std::move(*c);
-  bool up = eventually([&] {
-    auto r = http::unix_request(sock_, http::bhttp::verb::get, "/v1/health", "", 2s);
-    return r && r->status == 200;
-  }, 20s);
-  if (!up) return fail("hostd did not answer /v1/health: " + hostd_log());
-  return {};
-}
-
 Result<void> FullStack::start_broker() {
-  SpawnOptions o;
-  o.stderr_file = dir_ + "/broker.log";
-  std::string port_file = dir_ + "/broker.port";
-  auto c = Child::spawn({bin_.broker, "--config", dir_ + "/broker.toml", "--port-file", port_file}, o);
-  if (!c) return tl::unexpected(c.error());
-  broker_ = std::move(*c);
-  if (!eventually([&] { return !read_text_file(port_file).empty(); }, 20s)) {
-    return fail("broker did not write its port: " + broker_log());
-  }
-  broker_port_ = static_cast<uint16_t>(std::stoi(read_text_file(port_file)));
-  // The broker probes its configured host right away; wait until it counts it as up.
-  bool host_up = eventually([&] {
-    auto r = https(broker_port_, "GET", "/healthz");
-    if (!r || r->status != 200) return false;
-    auto j = nlohmann::json::parse(r->body, nullptr, false);
-    return j.is_object() && j.value("hosts_up", 0) == 1;
-  }, 20s);
-  if (!host_up) return fail("broker never saw the host up: " + broker_log());
+  auto b = broker::e2e::start_broker(bin_.broker, dir_ + "/broker.toml", dir_ + "/broker.port",
+                                     dir_ + "/broker.log");
+  if (!b) return tl::unexpected(b.error());
+  broker_ = std::move(b->child);
+  broker_port_ = b->port;
   return {};
 }
 
@@ -178,27 +112,23 @@ Result<void> FullStack::start_gateway() {
   return {};
 }
 
+Result<void> FullStack::restart_hostd() {
+  if (!hostd_.running()) return fail("restart_hostd: hostd is not running");
+  if (::kill(hostd_.pid(), SIGTERM) < 0) return fail_errno("kill(hostd, SIGTERM)");
+  auto code = hostd_.wait_exit(20s);
+  if (!code) return fail("hostd did not exit within 20 s of SIGTERM");
+  if (*code != 0) return fail("hostd exited with " + std::to_string(*code) + " on SIGTERM");
+  auto hostd = testing::start_hostd(hostd_setup_, {"--terminate-sessions-on-exit"},
+                                    dir_ + "/hostd.log");
+  if (!hostd) return tl::unexpected(hostd.error());
+  hostd_ = std::move(*hostd);
+  return {};
+}
+
 void FullStack::stop_all() {
   gateway_.reset();
   if (broker_.running()) broker_.terminate(10s);
-  std::set<std::string> ids;
-  if (hostd_.running()) {
-    auto list = hostd_sessions();
-    if (list) {
-      for (const auto& s : *list) ids.insert(s.value("session_id", ""));
-    }
-    hostd_.terminate(15s);  // --terminate-sessions-on-exit: ends every session
-  }
-  if (user_ && user_->ok()) {
-    for (pid_t p : broker::e2e::pids_of_uid(user_->uid())) ::kill(p, SIGKILL);
-    eventually([&] {
-      broker::e2e::reap_orphans();
-      return broker::e2e::pids_of_uid(user_->uid()).empty();
-    }, 5s);
-    broker::e2e::remove_cgroup("appvirt/u-" + user_->name());
-  }
-  broker::e2e::reap_orphans();
-  for (const auto& id : ids) broker::e2e::remove_cgroup("appvirt/rdp/s-" + id);
+  testing::stop_hostd_and_clean_up(hostd_, dir_, {user_.get()});
   user_.reset();
   staff_.reset();
   pam_.reset();
@@ -214,17 +144,7 @@ std::string FullStack::logs() const {
 }
 
 Result<WebSession> FullStack::login(const std::string& user, const std::string& password) {
-  auto r = https(broker_port_, "POST", "/api/v1/login",
-                 nlohmann::json{{"username", user}, {"password", password}}.dump());
-  if (!r) return tl::unexpected(r.error());
-  if (r->status != 200) return fail("login: " + std::to_string(r->status) + " " + r->body);
-  const std::string set = r->header("set-cookie");
-  const std::string prefix = "__Host-appvirt_session=";
-  if (set.rfind(prefix, 0) != 0) return fail("login: no session cookie");
-  WebSession web;
-  web.cookie = set.substr(prefix.size(), set.find(';') - prefix.size());
-  web.csrf = nlohmann::json::parse(r->body, nullptr, false).value("csrf_token", "");
-  return web;
+  return broker::e2e::login(broker_port_, user, password);
 }
 
 Result<Launch> FullStack::launch(const WebSession& web, const std::string& app) {

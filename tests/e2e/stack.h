@@ -18,6 +18,7 @@
 #include "common/result.h"
 #include "tests/broker/e2e_support.h"
 #include "tests/gateway/gateway_process.h"
+#include "tests/session-host/hostd/hostd_process.h"
 #include "tests/tools/test_support.h"
 
 namespace appvirt::e2e {
@@ -35,10 +36,9 @@ inline constexpr const char* kXtermApp = "xterm";
 inline constexpr int kSessionWidth = 1024;
 inline constexpr int kSessionHeight = 768;
 
-struct WebSession {
-  std::string cookie;  // value of __Host-appvirt_session
-  std::string csrf;
-};
+using broker::e2e::WebSession;
+// The launch token inside an .rdp file's loadbalanceinfo line ("" if none).
+using broker::e2e::token_of_rdp_file;
 
 struct Launch {
   unsigned status = 0;
@@ -60,6 +60,9 @@ struct StackOptions {
   std::string broker_apps;  // appended to broker.toml after its [[apps]]: more [[apps]]
   std::string policies;     // non-empty: written and named as the broker's policy_file
   milliseconds launch_timeout{60'000};  // broker → hostd launch call, and the portal launch request
+  // false: the first hostd runs without --terminate-sessions-on-exit, so restart_hostd() leaves
+  // its sessions running (the restart path); every later hostd has the flag again.
+  bool terminate_sessions_on_exit = true;
 };
 
 class FullStack {
@@ -92,6 +95,9 @@ class FullStack {
   Result<nlohmann::json> my_sessions(const WebSession& web);
   // Every session hostd knows.
   Result<nlohmann::json> hostd_sessions();
+  // Stops hostd with SIGTERM (it must exit 0 within 20 s) and starts a new one on the same state
+  // directory and socket, with --terminate-sessions-on-exit; both log to <dir>/hostd.log.
+  Result<void> restart_hostd();
 
   // rdp-probe against the gateway with these extra arguments.
   ProbeRun probe(const std::vector<std::string>& args, milliseconds timeout,
@@ -108,13 +114,13 @@ class FullStack {
 
  private:
   Result<void> write_configs();
-  Result<void> start_hostd();
   Result<void> start_broker();
   Result<void> start_gateway();
   void stop_all();
 
   Binaries bin_;
   StackOptions opts_;
+  testing::HostdSetup hostd_setup_;
   std::string dir_, sock_, secret_file_;
   uint16_t broker_port_ = 0, gateway_port_ = 0;
   std::unique_ptr<broker::e2e::TempPamService> pam_;
@@ -123,8 +129,5 @@ class FullStack {
   testing::Child hostd_, broker_;
   std::optional<testing::GatewayProcess> gateway_;
 };
-
-// The launch token inside an .rdp file's loadbalanceinfo line ("" if none).
-std::string token_of_rdp_file(const std::string& rdp);
 
 }  // namespace appvirt::e2e

@@ -17,13 +17,6 @@ namespace appvirt::testing {
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 BrokerLink link_to(const FakeBroker& broker) {
   return BrokerLink{broker.port(), broker.cert_file(), broker.secret_file()};
 }

@@ -47,7 +47,6 @@ class GatewayProcess {
   std::string log_file_, config_file_;
 };
 
-std::string read_text_file(const std::string& path);
 // Writes the gateway config for a broker; returns its path.
 std::string write_gateway_config(const std::string& dir, const BrokerLink& broker,
                                  const std::string& extra_toml, uint16_t listen_port = 0);

@@ -233,4 +233,9 @@ bool wait_path_exists(const std::string& path, milliseconds timeout) {
   return false;
 }
 
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
 }  // namespace appvirt::testing

@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/result.h"
@@ -88,5 +89,21 @@ Result<int> free_tcp_port();
 bool wait_tcp_listening(int port, milliseconds timeout);
 // Polls until path exists.
 bool wait_path_exists(const std::string& path, milliseconds timeout);
+
+// Polls pred until it holds (true) or the timeout has passed (false): for conditions on real
+// processes and files that nothing signals to the test.
+template <class Pred>
+bool eventually(Pred pred, milliseconds timeout = milliseconds(15'000),
+                milliseconds interval = milliseconds(50)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(interval);
+  }
+  return true;
+}
+
+// The whole file ("" if it cannot be read).
+std::string read_text_file(const std::string& path);
 
 }  // namespace appvirt::testing

@@ -30,6 +30,7 @@ TEST(HostdConfigTest, EmptyFileGivesDefaults) {
   EXPECT_EQ(c->sandbox_path, "/opt/appvirt/bin/appvirt-sandbox");
   EXPECT_EQ(c->rdp_path, "/opt/appvirt/bin/appvirt-rdp");
   EXPECT_EQ(c->xvfb_path, "/usr/bin/Xvfb");
+  EXPECT_FALSE(c->xvfb_glx);
   EXPECT_EQ(c->min_uid, 1000u);
   EXPECT_FALSE(c->default_limits.memory_max);
 }
@@ -56,6 +57,7 @@ last = 310
 width = 1280
 height = 800
 start_timeout_ms = 2000
+glx = true
 [limits]
 memory_max = "1G"
 cpu_weight = 50
@@ -78,6 +80,7 @@ xvfb = "/opt/X/Xvfb"
   EXPECT_EQ(c->display_first, 300);
   EXPECT_EQ(c->display_last, 310);
   EXPECT_EQ(c->default_width, 1280);
+  EXPECT_TRUE(c->xvfb_glx);
   EXPECT_EQ(c->default_limits.memory_max, 1ull << 30);
   EXPECT_EQ(c->default_limits.cpu_weight, 50);
   EXPECT_EQ(c->default_limits.cpu_max_percent, 150);

@@ -188,7 +188,7 @@ TEST_F(SessionManagerTest, LaunchBuildsContainerDisplayAppAndEndpoint) {
   std::vector<std::string> want_xvfb = {"/fake/Xvfb", ":500", "-auth",
                                         "/run/appvirt/" + s.id + "/Xauthority", "-screen", "0",
                                         "800x600x24", "-nolisten", "tcp", "-nolisten", "local",
-                                        "-noreset"};
+                                        "-noreset", "-extension", "GLX"};  // display.glx off
   EXPECT_EQ(xvfb.argv, want_xvfb);
   EXPECT_EQ(xvfb.cgroup, "appvirt/u-alice/s-" + s.id);
   const ExecSpec& app = sandbox_.execs[1];
@@ -569,6 +569,13 @@ TEST_F(ControlApiTest, SessionLifecycleOverHttp) {
   auto limits = call(verb::put, "/v1/users/alice/limits", R"({"pids_max":77})");
   EXPECT_EQ(limits.status, 200u) << limits.body;
   EXPECT_EQ(cgroups_.limits["appvirt/u-alice"].pids_max, 77);
+  auto timeouts = call(verb::put, "/v1/users/alice/timeouts",
+                       R"({"idle_timeout_s":600,"disconnect_timeout_s":120})");
+  ASSERT_EQ(timeouts.status, 200u) << timeouts.body;
+  EXPECT_EQ(json(timeouts)["sessions"], nlohmann::json::array({id}));
+  got = json(call(verb::get, "/v1/sessions/" + id));
+  EXPECT_EQ(got["idle_timeout_s"], 600);
+  EXPECT_EQ(got["disconnect_timeout_s"], 120);
 
   auto off = call(verb::delete_, "/v1/sessions/" + id);
   ASSERT_EQ(off.status, 200u);
@@ -592,6 +599,8 @@ TEST_F(ControlApiTest, ErrorsMapToStatusCodes) {
   EXPECT_EQ(call(verb::get, "/v2/anything").status, 404u);
   EXPECT_EQ(call(verb::put, "/v1/users/alice/limits", R"({"pids_max":77})").status, 404u);
   EXPECT_EQ(call(verb::put, "/v1/users/alice/limits", R"({"pids_max":"many"})").status, 400u);
+  EXPECT_EQ(call(verb::put, "/v1/users/alice/timeouts", R"({"idle_timeout_s":60})").status, 404u);
+  EXPECT_EQ(call(verb::put, "/v1/users/alice/timeouts", R"({"idle_timeout_s":-5})").status, 400u);
   std::string huge(2 * 1024 * 1024, 'x');
   EXPECT_EQ(call(verb::post, "/v1/sessions", huge).status, 413u);
 }
@@ -696,6 +705,63 @@ TEST_F(SessionTimeoutsTest, TimeoutsArePersistedAndEnforcedAfterARestart) {
   report(s, 0, 1500, -1);
   ASSERT_TRUE(run_until([&] { return session(s.id).state == SessionState::ended; }));
   EXPECT_EQ(session(s.id).end_reason, "disconnect-timeout");
+}
+
+TEST_F(SessionTimeoutsTest, PolicyChangeSetsTimeoutsOfRunningSessionsAndTheyArePersisted) {
+  auto r = launch(timed(0, 0));  // launched without any timeout
+  ASSERT_TRUE(r);
+  Session s = r->session;
+  report(s, 0, 60'000, -1);  // nobody connected for a minute
+  EXPECT_TRUE(still_running(s.id, 200ms));
+  report(s, 1, 60'000, -1);  // a client is back: the disconnect timeout does not run
+  auto changed = manager_->set_user_timeouts("alice", {0, 1});
+  ASSERT_TRUE(changed) << changed.error().message;
+  EXPECT_EQ(*changed, std::vector<std::string>{s.id});
+  EXPECT_EQ(session(s.id).disconnect_timeout_s, 1);
+  EXPECT_TRUE(still_running(s.id, 200ms));
+  // A restarted hostd re-adopts the session with the changed value, and enforces it.
+  manager_->detach();
+  manager_.reset();
+  make_manager();
+  manager_->adopt();
+  EXPECT_EQ(session(s.id).disconnect_timeout_s, 1);
+  EXPECT_EQ(session(s.id).idle_timeout_s, 0);
+  report(s, 0, 1500, -1);
+  ASSERT_TRUE(run_until([&] { return session(s.id).state == SessionState::ended; }));
+  EXPECT_EQ(session(s.id).end_reason, "disconnect-timeout");
+}
+
+TEST_F(SessionTimeoutsTest, PolicyChangeCanLiftATimeoutAndNeedsALiveSession) {
+  auto r = launch(timed(0, 1));
+  ASSERT_TRUE(r);
+  Session s = r->session;
+  auto lifted = manager_->set_user_timeouts("alice", {0, 0});
+  ASSERT_TRUE(lifted);
+  report(s, 0, 5000, -1);  // gone for 5 s, five times the old timeout
+  EXPECT_TRUE(still_running(s.id, 400ms));
+  EXPECT_EQ(session(s.id).disconnect_timeout_s, 0);
+  auto nobody = manager_->set_user_timeouts("bob", {0, 60});
+  ASSERT_FALSE(nobody);
+  EXPECT_EQ(nobody.error().status, 404);
+  ASSERT_TRUE(manager_->logoff(s.id));
+  auto ended = manager_->set_user_timeouts("alice", {0, 60});
+  ASSERT_FALSE(ended) << "an ended session is not changed";
+  EXPECT_EQ(ended.error().status, 404);
+  EXPECT_EQ(session(s.id).disconnect_timeout_s, 0);
+}
+
+TEST(TimeoutsRequestTest, SecondsZeroOrAbsentMeansNoneAndUnknownFieldsAreRefused) {
+  auto ok = timeouts_from_json(nlohmann::json::parse(R"({"idle_timeout_s":900,"disconnect_timeout_s":60})"));
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(ok->idle_s, 900);
+  EXPECT_EQ(ok->disconnect_s, 60);
+  auto none = timeouts_from_json(nlohmann::json::parse(R"({"idle_timeout_s":null})"));
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(none->any());
+  for (const char* bad : {R"({"idle_timeout_s":-1})", R"({"disconnect_timeout_s":"1h"})",
+                          R"({"disconnect_timeout_s":1e12})", R"({"idle":5})"}) {
+    EXPECT_FALSE(timeouts_from_json(nlohmann::json::parse(bad))) << bad;
+  }
 }
 
 TEST(EndpointActivityTest, VerdictFollowsTheDocumentedRules) {

@@ -12,6 +12,7 @@
 #include "session-host/hostd/control_api.h"
 #include "session-host/hostd/hostd_config.h"
 #include "session-host/hostd/session_manager.h"
+#include "session-host/hostd/vm_activity.h"
 #include "tests/session-host/hostd/fakes.h"
 
 namespace appvirt::hostd {
@@ -272,6 +273,28 @@ TEST_F(VmSessionManagerTest, QemuDyingAtOnceFailsOnlyThatLaunchAndLeavesNothing)
   auto again = launch(vm_req());
   ASSERT_FALSE(again);
   EXPECT_EQ(again.error().status, 500);
+}
+
+// The guest's relay (ages) stamped with the host's clock gives what a container endpoint writes,
+// and the same timeout verdicts follow from it.
+TEST(VmActivityTest, AgesBecomeHostTimesAndDriveTheVerdicts) {
+  const int64_t now = 1'000'000;
+  EndpointActivity a = activity_from_agent({0, 4'000, -1}, now);
+  EXPECT_EQ(a.clients, 0);
+  EXPECT_EQ(a.since_ms, 996'000);
+  EXPECT_EQ(a.last_input_ms, 0);  // no input yet
+  EXPECT_EQ(timeout_verdict(a, {0, 5}, now).reason, "");
+  EXPECT_EQ(timeout_verdict(a, {0, 5}, now).next_check_ms, 1'001'000);
+  EXPECT_EQ(timeout_verdict(a, {0, 4}, now).reason, "disconnect-timeout");
+
+  EndpointActivity b = activity_from_agent({1, 60'000, 2'000}, now);
+  EXPECT_EQ(b.last_input_ms, 998'000);
+  EXPECT_EQ(timeout_verdict(b, {3, 0}, now).reason, "");
+  EXPECT_EQ(timeout_verdict(b, {2, 0}, now).reason, "idle-timeout");
+  // An input "just now" is still an input (0 would mean none).
+  EXPECT_GT(activity_from_agent({1, 0, 0}, 0).last_input_ms, 0);
+  // Ages longer than this host's monotonic clock clamp to its start.
+  EXPECT_EQ(activity_from_agent({1, 5'000, 5'000}, 1'000).since_ms, 0);
 }
 
 }  // namespace
