@@ -77,4 +77,13 @@ Limits merge_limits(const Limits& requested, const Limits& defaults) {
   return out;
 }
 
+Limits vm_qemu_limits(const Limits& session, uint64_t qemu_memory_mib) {
+  Limits l;
+  l.memory_max = qemu_memory_mib << 20;
+  l.cpu_weight = session.cpu_weight;
+  l.cpu_max_percent = session.cpu_max_percent;
+  l.pids_max = kVmQemuPidsMax;
+  return l;
+}
+
 }  // namespace appvirt::hostd

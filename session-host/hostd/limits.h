@@ -30,4 +30,11 @@ nlohmann::json limits_to_json(const Limits& l);
 // Field by field: the requested value where set, else the default.
 Limits merge_limits(const Limits& requested, const Limits& defaults);
 
+// The cgroup limits of a VM session's QEMU (docs/vm.md): memory is QEMU's ceiling (the guest's
+// RAM plus QEMU's overhead), cpu weight and cpu max are the session's, and pids is a fixed cap
+// on QEMU's own threads — a policy's pids_max counts processes inside the guest, which the host
+// neither sees nor needs to bound.
+inline constexpr int64_t kVmQemuPidsMax = 256;
+Limits vm_qemu_limits(const Limits& session, uint64_t qemu_memory_mib);
+
 }  // namespace appvirt::hostd

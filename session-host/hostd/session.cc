@@ -34,6 +34,7 @@ const char* to_string(SessionState s) {
 std::string user_cgroup(const std::string& user) { return "appvirt/u-" + user; }
 std::string Session::session_cgroup() const { return user_cgroup(user) + "/s-" + id; }
 std::string Session::rdp_cgroup() const { return "appvirt/rdp/s-" + id; }
+std::string Session::vm_cgroup() const { return "appvirt/vm/s-" + id; }
 
 nlohmann::json session_to_state(const Session& s) {
   nlohmann::json j = {

@@ -38,14 +38,15 @@ struct Session {
   int64_t ended_at = 0;
   int64_t idle_timeout_s = 0;        // 0 = none (endpoint_activity.h)
   int64_t disconnect_timeout_s = 0;  // 0 = none
-  // "container" or "vm". A VM session has no display, container or cgroups of its own on the
-  // host: QEMU (vm) runs it, reached on 127.0.0.1:tcp_port (docs/vm.md).
+  // "container" or "vm". A VM session has no display or container on the host: QEMU (vm) runs
+  // it, in the cgroup vm_cgroup(), reached on 127.0.0.1:tcp_port (docs/vm.md).
   std::string isolation = "container";
   nlohmann::json vm;  // appvirt::vm::record_to_json once QEMU runs; null before and for containers
   bool is_vm() const { return isolation == "vm"; }
 
   std::string session_cgroup() const;  // appvirt/u-<user>/s-<id>
   std::string rdp_cgroup() const;      // appvirt/rdp/s-<id>
+  std::string vm_cgroup() const;       // appvirt/vm/s-<id> (QEMU of a VM session)
 };
 
 std::string user_cgroup(const std::string& user);  // appvirt/u-<user>

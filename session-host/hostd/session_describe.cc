@@ -11,15 +11,15 @@ nlohmann::json SessionManager::describe(const Session& s) const {
   j["clients"] = nullptr;
   j["usage"] = nullptr;
   if (s.state != SessionState::running) return j;
-  if (s.is_vm()) {  // the guest agent's relay; no cgroup of its own (yet)
+  if (s.is_vm()) {  // the guest agent's relay; the usage is QEMU's
     auto it = sessions_.find(s.id);
     if (it != sessions_.end() && it->second->vm_activity) {
       j["clients"] = it->second->vm_activity->clients;
     }
-    return j;
+  } else if (auto activity = read_endpoint_activity(activity_file(s))) {
+    j["clients"] = activity->clients;
   }
-  if (auto activity = read_endpoint_activity(activity_file(s))) j["clients"] = activity->clients;
-  if (auto u = deps_.cgroups.usage(s.session_cgroup())) {
+  if (auto u = deps_.cgroups.usage(s.is_vm() ? s.vm_cgroup() : s.session_cgroup())) {
     j["usage"] = {{"memory_bytes", u->memory_bytes}, {"pids", u->pids}, {"cpu_usec", u->cpu_usec}};
   }
   return j;

@@ -193,6 +193,8 @@ class SessionManager {
   ApiResult<vm::VmSpec> vm_spec_for(const Session& s, const UserInfo& user,
                                     const std::string& secret);
   void end_vm(Live& live, bool wait);
+  // QEMU's cgroup: created with vm_limits(), QEMU's pid moved in right after its start.
+  Result<void> confine_vm(const Session& s, pid_t qemu_pid, uint64_t guest_memory_mib);
   bool adopt_vm(Live& live);
   std::string vm_session_dir(const std::string& id) const;  // <state_dir>/vm/<sid>
   // The guest agent's events after ready (vm_activity.cc): a reader thread per VM session.

@@ -1,7 +1,8 @@
 // VM sessions in hostd (docs/vm.md, docs/hostd.md): a launch with isolation "vm" boots the
 // [vm] golden image through the appvirt_vm library instead of building a container. The VM
-// has no display, container or cgroup on this host; its endpoint is the QEMU-forwarded port
-// 127.0.0.1:<tcp_port>, guarded by the session secret like any other endpoint.
+// has no display or container on this host; QEMU runs in a cgroup of its own (appvirt/vm/s-<id>)
+// and its endpoint is the QEMU-forwarded port 127.0.0.1:<tcp_port>, guarded by the session
+// secret like any other endpoint.
 //
 // VmSession's calls block (QEMU start up to 15 s, the guest's boot up to vm.ready_timeout,
 // power-off up to the grace): they run on their own threads, never on the io thread, and
@@ -12,6 +13,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <boost/asio/redirect_error.hpp>
 #include <thread>
@@ -87,6 +89,20 @@ vm::Accel resolve_accel(VmAccelState& st, const std::string& qemu, const vm::VmI
   spdlog::info("vm accelerator_probed accel={} reason={}", vm::accel_name(probe.accel),
                log_quote(probe.reason));
   return probe.accel;
+}
+
+// After power-off: kills what is left in QEMU's cgroup (power_off SIGKILLs a QEMU that did not
+// stop) and removes it, and the appvirt/vm parent once no VM session has a cgroup.
+void remove_vm_cgroup(CgroupControl& cgroups, const std::string& cg, const std::string& id) {
+  if (auto r = cgroups.kill_all(cg); !r) {
+    spdlog::warn("session cleanup_failed step=vm_cgroup_kill session={} error={}", id,
+                 log_quote(r.error().str()));
+  }
+  if (auto r = cgroups.remove(cg); !r) {
+    spdlog::warn("session cleanup_failed step=vm_cgroup session={} error={}", id,
+                 log_quote(r.error().str()));
+  }
+  cgroups.remove_if_empty("appvirt/vm");
 }
 
 }  // namespace
@@ -238,6 +254,11 @@ asio::awaitable<ApiResult<void>> SessionManager::boot_vm(std::shared_ptr<Live> l
     co_return api_error(500, "start VM: " + (started ? started->error().str() : "aborted"));
   }
   live->vm = std::make_shared<vm::VmSession>(std::move(**started));
+  // Moments after the spawn: QEMU has not touched the guest's RAM yet, so (nearly) all of its
+  // memory is charged to the new cgroup. A failure ends the launch (end_session powers it off).
+  if (auto r = confine_vm(s, live->vm->record().pid, start_spec.memory_mib); !r) {
+    co_return api_error(500, "VM cgroup: " + r.error().str());
+  }
   if (s.state == SessionState::ended) {
     end_vm(*live, false);  // logged off while QEMU was starting: end_session found no VM yet
     co_return api_error(409, "session ended during launch");
@@ -262,6 +283,27 @@ asio::awaitable<ApiResult<void>> SessionManager::boot_vm(std::shared_ptr<Live> l
   co_return ApiResult<void>{};
 }
 
+Result<void> SessionManager::confine_vm(const Session& s, pid_t qemu_pid,
+                                        uint64_t guest_memory_mib) {
+  const std::string cg = s.vm_cgroup();
+  Limits limits = vm_qemu_limits(merge_limits(s.limits, config_.default_limits),
+                                 guest_memory_mib + vm::kQemuOverheadMib);
+  if (auto r = deps_.cgroups.create(cg); !r) return r;
+  if (auto r = deps_.cgroups.set_limits(cg, limits); !r) return r;
+  auto procs = deps_.cgroups.open_procs_files(cg);
+  if (!procs) return tl::unexpected(procs.error());
+  // cgroup.procs moves the whole thread group (QEMU's vCPU and I/O threads too).
+  const std::string pid = std::to_string(qemu_pid);
+  for (const auto& fd : *procs) {
+    if (::write(fd.get(), pid.data(), pid.size()) != static_cast<ssize_t>(pid.size())) {
+      return fail_errno("write " + pid + " to cgroup.procs of " + cg);
+    }
+  }
+  spdlog::info("session vm_cgroup session={} cgroup={} limits={}", s.id, cg,
+               limits_to_json(limits).dump());
+  return {};
+}
+
 void SessionManager::end_vm(Live& live, bool wait) {
   live.vm_watch.reset();
   stop_vm_agent_reader(live);
@@ -276,22 +318,34 @@ void SessionManager::end_vm(Live& live, bool wait) {
     }
   }
   std::string dir = vm_session_dir(s.id);
+  std::string cg = s.vm_cgroup();
+  CgroupControl* cgroups = &deps_.cgroups;
   if (!vm) {
-    // QEMU never ran (or is gone): only files are left, removed right away.
+    // QEMU never ran (or is gone): only files and an empty cgroup are left, removed right away.
     if (auto r = remove_tree_safely(dir); !r) {
       spdlog::warn("session cleanup_failed step=vm_dir session={} error={}", s.id,
                    log_quote(r.error().str()));
     }
+    remove_vm_cgroup(*cgroups, cg, s.id);
     return;
   }
   std::string id = s.id;
   milliseconds grace = config_.vm.power_off_grace;
-  auto off = [vm, dir, id, grace] {
+  std::shared_ptr<VmThreadGate> gate = vm_gate_;
+  auto off = [vm, dir, id, grace, cg, cgroups, gate, wait] {
     if (auto r = vm->power_off(grace); !r) {
       spdlog::warn("session cleanup_failed step=vm_power_off session={} error={}", id,
                    log_quote(r.error().str()));
     }
     (void)remove_tree_safely(dir);  // power_off removed it unless that failed
+    {
+      // On a detached thread the cgroup driver belongs to a SessionManager that may be gone:
+      // the gate is closed (under this lock) before it is destroyed. The next hostd removes a
+      // cgroup left behind then (lost sessions end through end_vm).
+      std::unique_lock<std::mutex> lock(gate->mu, std::defer_lock);
+      if (!wait) lock.lock();
+      if (wait || gate->open) remove_vm_cgroup(*cgroups, cg, id);
+    }
     spdlog::info("session vm_powered_off session={}", id);
   };
   // ACPI power-off takes seconds: off the io thread, except when hostd is about to exit.

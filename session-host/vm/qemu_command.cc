@@ -33,8 +33,11 @@ std::vector<std::string> machine_args(const VmSpec& spec) {
   if (spec.accel == Accel::kKvm) {
     a.insert(a.end(), {"-accel", "kvm", "-cpu", "host"});
   } else {
-    // Multi-threaded TCG: one host thread per vCPU.
-    a.insert(a.end(), {"-accel", "tcg,thread=multi", "-cpu", "max"});
+    // Multi-threaded TCG: one host thread per vCPU. The translation cache is bounded (QEMU's
+    // default may reach 1 GiB), so that QEMU's memory has a known ceiling: hostd's cgroup for
+    // it allows the guest's RAM plus kQemuOverheadMib (vm_spec.h).
+    a.insert(a.end(), {"-accel", "tcg,thread=multi,tb-size=" + std::to_string(kTcgTbSizeMib),
+                       "-cpu", "max"});
   }
   return a;
 }

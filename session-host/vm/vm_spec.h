@@ -49,6 +49,11 @@ struct VmSpec {
 };
 
 constexpr int kGuestRdpPort = 3389;
+// TCG's translation cache (-accel tcg,tb-size=), and what QEMU needs beyond the guest's RAM
+// (that cache, QEMU's own heap, device and network buffers): hostd's memory limit for a VM
+// session's QEMU is memory_mib + kQemuOverheadMib.
+constexpr uint64_t kTcgTbSizeMib = 128;
+constexpr uint64_t kQemuOverheadMib = 384;
 constexpr const char* kGuestIp = "10.0.2.15";
 
 // Every problem at once, "; "-separated, naming the field.

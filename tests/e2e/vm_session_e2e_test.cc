@@ -55,6 +55,29 @@ std::vector<pid_t> qemu_pids_of(const std::string& session_id) {
   return out;
 }
 
+// The argument after `flag` on a process's command line ("" if none).
+std::string cmdline_value(pid_t pid, const std::string& flag) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string arg, prev;
+  while (std::getline(in, arg, '\0')) {
+    if (prev == flag) return arg;
+    prev = arg;
+  }
+  return "";
+}
+
+// QEMU's cgroup as hostd names it, under every mounted hierarchy that has it (v1: one per
+// controller; v2: the unified one).
+std::vector<fs::path> vm_cgroup_dirs(const std::string& session_id) {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/sys/fs/cgroup", ec)) {
+    fs::path d = e.path() / "appvirt/vm" / ("s-" + session_id);
+    if (fs::is_directory(d, ec)) out.push_back(d);
+  }
+  return out;
+}
+
 // A field of a JSON object; null when the value is no object or lacks the key. Replies of an
 // unexpected shape then fail the checks with their text instead of throwing out of the test.
 nlohmann::json field(const nlohmann::json& j, const char* key) {
@@ -260,6 +283,8 @@ TEST_F(VmSessionE2e, PolicyVmLaunchThroughBrokerAndGatewayShowsThePatternAndLogo
       << "QEMU of the session still runs after logoff";
   EXPECT_TRUE(eventually([&] { return !fs::exists(vm_dir); }, 10s))
       << vm_dir << " (overlay) left after logoff";
+  EXPECT_TRUE(eventually([&] { return vm_cgroup_dirs(session_id_).empty(); }, 10s))
+      << "the VM's cgroup was left after logoff";
   auto after = stack_->hostd_sessions();
   ASSERT_TRUE(after) << after.error().str();
   nlohmann::json ended = session_in(after, session_id_);
@@ -382,6 +407,8 @@ TEST_F(VmSessionRestartE2e, HostdRestartReadoptsTheRunningVm) {
   EXPECT_TRUE(eventually([&] { return qemu_pids_of(session_id_).empty(); }, 40s))
       << "QEMU of the session still runs after logoff";
   EXPECT_TRUE(eventually([&] { return !fs::exists(vm_dir); }, 10s)) << vm_dir << " left";
+  EXPECT_TRUE(eventually([&] { return vm_cgroup_dirs(session_id_).empty(); }, 10s))
+      << "the VM's cgroup was left after logoff (re-adopted session)";
   auto ended = hostd_session(session_id_);
   EXPECT_EQ(field(ended, "state"), "ended") << ended.dump();
   EXPECT_EQ(field(ended, "end_reason"), "logoff") << ended.dump();
@@ -398,6 +425,29 @@ TEST_F(VmSessionE2e, QemuKilledEndsTheSessionWithVmExitedAndLeavesNothing) {
   ASSERT_EQ(qemu.size(), 1u);
   ASSERT_EQ(recorded_qemu_pid(session_id_), qemu[0]);
   EXPECT_EQ(field(hostd_session(session_id_), "state"), "running");
+  // QEMU runs in its own cgroup, memory bounded by the guest's RAM (-m) + 384 MiB of overhead.
+  auto cgroups = vm_cgroup_dirs(session_id_);
+  ASSERT_FALSE(cgroups.empty()) << "no appvirt/vm/s-" << session_id_ << " cgroup";
+  bool memory_checked = false;
+  for (const auto& d : cgroups) {
+    std::ifstream procs(d / "cgroup.procs");
+    std::string line;
+    bool has_qemu = false;
+    while (std::getline(procs, line)) has_qemu = has_qemu || line == std::to_string(qemu[0]);
+    EXPECT_TRUE(has_qemu) << d << " lacks QEMU " << qemu[0];
+    for (const char* f : {"memory.limit_in_bytes", "memory.max"}) {
+      std::ifstream in(d / f);
+      uint64_t limit = 0;
+      if (!(in >> limit)) continue;
+      std::string m = cmdline_value(qemu[0], "-m");  // "<MiB>M"
+      ASSERT_FALSE(m.empty());
+      EXPECT_EQ(limit, (std::stoull(m) + 384) << 20) << d / f;
+      memory_checked = true;
+    }
+  }
+  EXPECT_TRUE(memory_checked) << "no memory limit file in the VM's cgroups";
+  auto usage = field(hostd_session(session_id_), "usage");
+  EXPECT_TRUE(field(usage, "memory_bytes").is_number()) << usage.dump();
 
   ASSERT_EQ(::kill(qemu[0], SIGKILL), 0);
   auto killed_at = Clock::now();
@@ -409,6 +459,8 @@ TEST_F(VmSessionE2e, QemuKilledEndsTheSessionWithVmExitedAndLeavesNothing) {
   std::cout << "vm-e2e: qemu_killed_ended_after_s=" << after_s << "\n";
   EXPECT_TRUE(eventually([&] { return qemu_pids_of(session_id_).empty(); }, 10s));
   EXPECT_TRUE(eventually([&] { return !fs::exists(vm_dir); }, 10s)) << vm_dir << " left";
+  EXPECT_TRUE(eventually([&] { return vm_cgroup_dirs(session_id_).empty(); }, 10s))
+      << "the VM's cgroup was left behind";
 }
 
 }  // namespace

@@ -302,6 +302,25 @@ TEST(LimitsTest, JsonRoundTripAndMerge) {
   EXPECT_FALSE(limits_from_json(nlohmann::json::parse(R"({"pids_max":1.5})")));
 }
 
+// A VM session's QEMU: memory is QEMU's own ceiling, cpu is the session's, pids a fixed cap
+// (the policy's pids_max counts processes inside the guest, not QEMU's threads).
+TEST(LimitsTest, VmQemuLimitsTakeCpuFromTheSessionAndBoundQemuItself) {
+  Limits session;
+  session.memory_max = 2ull << 30;
+  session.cpu_weight = 300;
+  session.cpu_max_percent = 150;
+  session.pids_max = 20;
+  Limits q = vm_qemu_limits(session, 512 + 384);
+  EXPECT_EQ(q.memory_max, 896ull << 20);
+  EXPECT_EQ(q.cpu_weight, 300);
+  EXPECT_EQ(q.cpu_max_percent, 150);
+  EXPECT_EQ(q.pids_max, kVmQemuPidsMax);
+  Limits none = vm_qemu_limits(Limits{}, 256);
+  EXPECT_FALSE(none.cpu_weight);
+  EXPECT_FALSE(none.cpu_max_percent);
+  EXPECT_EQ(none.memory_max, 256ull << 20);
+}
+
 TEST(SessionStateTest, RoundTripsThroughJson) {
   Session s;
   s.id = "0011223344556677";

@@ -110,7 +110,7 @@ TEST(QemuCommand, TcgMachineMemoryAndCpus) {
   VmSpec s = sample_spec();
   auto argv = qemu_command(s, vm_paths(s.session_dir));
   EXPECT_EQ(argv.front(), "/usr/bin/qemu-system-x86_64");
-  EXPECT_EQ(values_of(argv, "-accel"), std::vector<std::string>{"tcg,thread=multi"});
+  EXPECT_EQ(values_of(argv, "-accel"), std::vector<std::string>{"tcg,thread=multi,tb-size=128"});
   EXPECT_EQ(values_of(argv, "-cpu"), std::vector<std::string>{"max"});
   EXPECT_EQ(values_of(argv, "-m"), std::vector<std::string>{"768M"});
   EXPECT_EQ(values_of(argv, "-smp"), std::vector<std::string>{"2"});
