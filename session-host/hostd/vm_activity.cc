@@ -60,7 +60,7 @@ void SessionManager::start_vm_agent_reader(Live& live, std::optional<vm::AgentCh
       const nlohmann::json& e = **event;
       auto activity = vm::parse_agent_activity(e);
       if (!activity) {
-        if (e.value("event", std::string()) != "activity") {
+        if (vm::agent_event(e) != "activity") {
           spdlog::info("session vm_agent_event session={} event={}", id, log_quote(e.dump()));
         } else {
           spdlog::warn("session vm_agent_bad_activity session={} error={}", id,

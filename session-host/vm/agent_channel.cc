@@ -23,8 +23,15 @@ Result<int64_t> bounded(const nlohmann::json& j, const char* key, int64_t min, i
 
 }  // namespace
 
+std::string agent_event(const nlohmann::json& msg) {
+  if (!msg.is_object()) return {};
+  auto it = msg.find("event");
+  if (it == msg.end() || !it->is_string()) return {};
+  return it->get<std::string>();
+}
+
 Result<AgentActivity> parse_agent_activity(const nlohmann::json& event) {
-  if (!event.is_object() || event.value("event", std::string()) != "activity") {
+  if (agent_event(event) != "activity") {
     return fail("agent activity: not an activity event");
   }
   auto clients = bounded(event, "clients", 0, 100000);

@@ -21,6 +21,9 @@ struct AgentActivity {
   int64_t since_age_ms = 0;   // how long ago `clients` last changed
   int64_t input_age_ms = -1;  // how long ago the last input came; -1 = none yet
 };
+// The "event" name of a message from the guest; "" when there is none or it is no string (the
+// guest is not trusted: json::value() would throw on {"event":0}).
+std::string agent_event(const nlohmann::json& msg);
 // Validates an "activity" event (the guest is not trusted: bounded non-negative integers).
 Result<AgentActivity> parse_agent_activity(const nlohmann::json& event);
 

@@ -153,7 +153,7 @@ Result<nlohmann::json> VmSession::wait_ready(milliseconds timeout) {
                   (msg ? std::string("timed out") : msg.error().str()) +
                   "); console: " + tail_file(paths_.console_log, 600));
     }
-    auto event = (*msg)->value("event", std::string());
+    auto event = agent_event(**msg);
     if (event == "ready") return **msg;
     if (event == "failed" || event == "exited") {
       return fail("guest agent reported " + (*msg)->dump());

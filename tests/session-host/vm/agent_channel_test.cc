@@ -98,9 +98,21 @@ TEST(AgentActivityParse, RejectsWhatTheGuestMustNotSend) {
            R"({"event":"activity","clients":1,"since_age_ms":0,"input_age_ms":-2})",
            R"({"event":"activity","clients":1,"since_age_ms":1.5,"input_age_ms":-1})",
            R"({"event":"activity","clients":1,"since_age_ms":99999999999999,"input_age_ms":-1})",
-           R"([{"event":"activity"}])"}) {
+           R"([{"event":"activity"}])",
+           // Found by guest_agent_fuzz: a non-string event name threw out of the parser (and
+           // would have ended hostd's reader thread with std::terminate).
+           R"({"event":0})",
+           R"({"event":["activity"],"clients":1,"since_age_ms":0,"input_age_ms":-1})"}) {
     EXPECT_FALSE(parse_agent_activity(nlohmann::json::parse(bad))) << bad;
   }
+}
+
+TEST(AgentEvent, NameOnlyWhenAString) {
+  EXPECT_EQ(agent_event(nlohmann::json::parse(R"({"event":"ready"})")), "ready");
+  EXPECT_EQ(agent_event(nlohmann::json::parse(R"({"event":0})")), "");
+  EXPECT_EQ(agent_event(nlohmann::json::parse(R"({"event":null})")), "");
+  EXPECT_EQ(agent_event(nlohmann::json::parse(R"({"what":"app"})")), "");
+  EXPECT_EQ(agent_event(nlohmann::json::parse(R"(["event"])")), "");
 }
 
 }  // namespace
